@@ -1,0 +1,134 @@
+"""Compatibility cases as data: one YAML file per claim, under ``suites/<family>/<COMMAND>/``.
+
+A case is a script of steps; each step sends one command and states the reply it expects.
+See the README ("How to add a case") for the format; ``schemas/case.schema.yaml`` is the contract.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from respmatrix.datafiles import schema_path
+
+# Keys of a step (or of a divergence alternative) that state what reply is expected.
+EXPECTATION_KEYS = ("expect", "expect_resp2", "expect_resp3", "error", "error_match", "range",
+                    "match", "type")
+
+
+class CaseFormatError(ValueError):
+    """A case file that does not follow the case schema."""
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """What one reply must be, for one protocol."""
+
+    kind: str  # value | error | error_match | range | match | type
+    value: Any
+    unordered: bool = False
+
+    @classmethod
+    def from_step(cls, raw: dict[str, Any], protocol: int, unordered: bool) -> Expectation:
+        per_protocol = f"expect_resp{protocol}"
+        if per_protocol in raw:
+            return cls("value", raw[per_protocol], unordered)
+        for kind in ("error", "error_match", "range", "match", "type"):
+            if kind in raw:
+                return cls(kind, raw[kind], unordered)
+        return cls("value", raw["expect"], unordered)
+
+
+@dataclass(frozen=True)
+class Step:
+    send: tuple[Any, ...]
+    raw: dict[str, Any]
+    store: str | None = None
+    sleep_ms: int = 0
+    alternatives: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def expectation(self, protocol: int, divergence: str | None = None) -> Expectation:
+        raw = self.alternatives[divergence] if divergence else self.raw
+        unordered = bool(raw.get("unordered", self.raw.get("unordered", False)))
+        return Expectation.from_step(raw, protocol, unordered)
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str  # "strings/SET/ifeq-replaces-on-match"
+    family: str
+    claim: str
+    features: tuple[str, ...]
+    steps: tuple[Step, ...]
+    cleanup: tuple[tuple[Any, ...], ...]
+    protocols: tuple[int, ...]
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return self.id.rsplit("/", 1)[-1]
+
+
+@cache
+def _case_schema() -> dict[str, Any]:
+    return yaml.safe_load(schema_path("case.schema.yaml").read_text())
+
+
+def load_case(path: Path, root: Path) -> Case:
+    """Read and validate one case file; ``root`` is the suites folder the id is relative to."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+        jsonschema.validate(raw, _case_schema())
+    except (yaml.YAMLError, jsonschema.ValidationError) as exc:
+        message = getattr(exc, "message", None) or str(exc)
+        where = "/".join(str(p) for p in getattr(exc, "absolute_path", ()))
+        raise CaseFormatError(f"{path}: {where + ': ' if where else ''}{message}") from exc
+    case_id = path.relative_to(root).with_suffix("").as_posix()
+    steps = []
+    for item in raw["steps"]:
+        if "sleep_ms" in item:
+            steps.append(Step(send=(), raw=item, sleep_ms=int(item["sleep_ms"])))
+            continue
+        steps.append(
+            Step(
+                send=tuple(item["send"]),
+                raw=item,
+                store=item.get("store"),
+                alternatives=dict(item.get("divergent", {})),
+            )
+        )
+    return Case(
+        id=case_id,
+        family=case_id.split("/", 1)[0],
+        claim=raw["claim"],
+        features=tuple(raw["features"]),
+        steps=tuple(steps),
+        cleanup=tuple(tuple(c) for c in raw.get("cleanup", ())),
+        protocols=tuple(raw.get("protocols", (2, 3))),
+        path=path,
+    )
+
+
+def discover_cases(root: Path, families: set[str] | None = None) -> list[Case]:
+    """Load every case under ``root`` (optionally only some families), sorted by id."""
+    cases = []
+    for path in sorted(root.rglob("*.yaml")):
+        if is_case_file(path, root) and (
+            families is None or path.relative_to(root).parts[0] in families
+        ):
+            cases.append(load_case(path, root))
+    return cases
+
+
+def is_case_file(path: Path, root: Path) -> bool:
+    """Case files sit at least one folder deep (``family/...``); ``registry.yaml`` is not one."""
+    try:
+        rel = path.relative_to(root)
+    except ValueError:
+        return False
+    return path.suffix == ".yaml" and len(rel.parts) >= 2 and not path.name.startswith("_")

@@ -1,0 +1,112 @@
+"""The engine catalog: which engine ids exist, and what each one is.
+
+The facts live in ``engines/catalog.yaml``; this module only reads and validates them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+from packaging.version import Version
+
+from respmatrix.datafiles import data_dir, schema_path
+
+LINES = ("redis", "valkey")
+
+
+class UnknownEngineError(LookupError):
+    """An engine id (or line) that the catalog does not list."""
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """One engine version of the matrix, as the catalog describes it."""
+
+    id: str
+    line: str
+    version: str
+    image: str
+    server: str  # path of the server binary inside the installed engine folder
+    sources: tuple[dict[str, Any], ...]
+    build: dict[str, Any] | None = None
+    library_dirs: tuple[str, ...] = ()
+    modules: dict[str, str] = field(default_factory=dict)
+
+    @cached_property
+    def parsed_version(self) -> Version:
+        return Version(self.version)
+
+    @property
+    def minor(self) -> str:
+        """``7.2`` for 7.2.4: the release line the id names."""
+        return f"{self.parsed_version.major}.{self.parsed_version.minor}"
+
+
+class EngineCatalog:
+    """All engines the catalog lists, in catalog order."""
+
+    def __init__(self, engines: Iterable[EngineSpec]) -> None:
+        self._engines = {e.id: e for e in engines}
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> EngineCatalog:
+        path = path or data_dir("engines") / "catalog.yaml"
+        raw = yaml.safe_load(path.read_text())
+        schema = yaml.safe_load(schema_path("catalog.schema.yaml").read_text())
+        try:
+            jsonschema.validate(raw, schema)
+        except jsonschema.ValidationError as exc:
+            where = "/".join(str(p) for p in exc.absolute_path)
+            raise ValueError(f"{path}: invalid engine catalog at {where or '/'}: {exc.message}") from exc
+        engines = []
+        for item in raw["engines"]:
+            engines.append(
+                EngineSpec(
+                    id=item["id"],
+                    line=item["line"],
+                    version=item["version"],
+                    image=item["image"],
+                    server=item["server"],
+                    sources=tuple(item["sources"]),
+                    build=item.get("build"),
+                    library_dirs=tuple(item.get("library_dirs", ())),
+                    modules=dict(item.get("modules", {})),
+                )
+            )
+        return cls(engines)
+
+    def __iter__(self) -> Iterator[EngineSpec]:
+        return iter(self._engines.values())
+
+    def __len__(self) -> int:
+        return len(self._engines)
+
+    def get(self, engine_id: str) -> EngineSpec:
+        try:
+            return self._engines[engine_id]
+        except KeyError:
+            known = ", ".join(self._engines)
+            raise UnknownEngineError(
+                f"unknown engine id {engine_id!r}; known ids: {known}"
+            ) from None
+
+    def select(self, selector: str | Iterable[str]) -> list[EngineSpec]:
+        """Resolve ``all``, a line (``valkey``), ids, or a comma list of those, in catalog order."""
+        words = selector.split(",") if isinstance(selector, str) else list(selector)
+        wanted: set[str] = set()
+        for word in (w.strip() for w in words):
+            if not word:
+                continue
+            if word == "all":
+                wanted.update(self._engines)
+            elif word in LINES:
+                wanted.update(e.id for e in self if e.line == word)
+            else:
+                wanted.add(self.get(word).id)
+        return [e for e in self if e.id in wanted]

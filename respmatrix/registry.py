@@ -1,0 +1,137 @@
+"""The divergence registry: every known difference between engines, with a source.
+
+Entries live in ``suites/registry.yaml``. Each names the features it touches and, per engine
+line, the versions it covers (BCD-style ``added``/``removed``, ``true`` for every version,
+``false`` for none). ``unsupported`` entries describe where a feature *exists*; outside that
+range the engine is expected to refuse it. ``divergent`` entries describe where the divergent
+behaviour is seen; there a case expects the alternative reply it states for that entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+from packaging.version import Version
+
+from respmatrix.catalog import EngineSpec
+from respmatrix.datafiles import data_dir, schema_path
+
+
+@dataclass(frozen=True)
+class VersionRange:
+    """Versions of one engine line: ``added`` inclusive, ``removed`` exclusive."""
+
+    added: Version | None  # None with everywhere=False means "no version"
+    removed: Version | None = None
+    everywhere: bool = False
+
+    @classmethod
+    def parse(cls, raw: Any) -> VersionRange:
+        if raw is True:
+            return cls(None, None, everywhere=True)
+        if raw is False or raw is None:
+            return cls(None)
+        removed = raw.get("removed")
+        return cls(Version(str(raw["added"])), Version(str(removed)) if removed else None)
+
+    def __contains__(self, version: Version) -> bool:
+        if self.everywhere:
+            return True
+        if self.added is None:
+            return False
+        return self.added <= version and (self.removed is None or version < self.removed)
+
+    def describe(self) -> str:
+        if self.everywhere:
+            return "all versions"
+        if self.added is None:
+            return "no version"
+        return f"{self.added}+" if self.removed is None else f"{self.added} to <{self.removed}"
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """One registry entry."""
+
+    id: str
+    kind: str  # "unsupported" | "divergent"
+    features: tuple[str, ...]
+    ranges: dict[str, VersionRange]  # line -> versions (support or applies, per kind)
+    note: str
+    source: str
+    reply: dict[str, Any] | None = None  # unsupported: how a lacking engine answers
+
+    def applies_to(self, engine: EngineSpec) -> bool:
+        """True where this entry predicts a difference on ``engine``."""
+        in_range = engine.parsed_version in self.ranges.get(engine.line, VersionRange(None))
+        return not in_range if self.kind == "unsupported" else in_range
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "features": list(self.features),
+            "versions": {line: r.describe() for line, r in self.ranges.items()},
+            "note": self.note,
+            "source": self.source,
+        }
+
+
+class DivergenceRegistry:
+    """All divergence entries, looked up by feature."""
+
+    def __init__(self, entries: Iterable[Divergence]) -> None:
+        self.entries = {e.id: e for e in entries}
+        self._by_feature: dict[str, list[Divergence]] = {}
+        for entry in self.entries.values():
+            for feature in entry.features:
+                self._by_feature.setdefault(feature, []).append(entry)
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> DivergenceRegistry:
+        path = path or data_dir("suites") / "registry.yaml"
+        raw = yaml.safe_load(path.read_text())
+        schema = yaml.safe_load(schema_path("registry.schema.yaml").read_text())
+        try:
+            jsonschema.validate(raw, schema)
+        except jsonschema.ValidationError as exc:
+            where = "/".join(str(p) for p in exc.absolute_path)
+            raise ValueError(f"{path}: invalid registry entry at {where}: {exc.message}") from exc
+        entries = []
+        seen: set[str] = set()
+        for item in raw["divergences"]:
+            if item["id"] in seen:
+                raise ValueError(f"{path}: duplicate divergence id {item['id']!r}")
+            seen.add(item["id"])
+            ranges_key = "support" if item["kind"] == "unsupported" else "applies"
+            entries.append(
+                Divergence(
+                    id=item["id"],
+                    kind=item["kind"],
+                    features=tuple(item["features"]),
+                    ranges={
+                        line: VersionRange.parse(v) for line, v in item[ranges_key].items()
+                    },
+                    note=item["note"].strip(),
+                    source=item["source"],
+                    reply=item.get("reply"),
+                )
+            )
+        return cls(entries)
+
+    def applicable(self, features: Iterable[str], engine: EngineSpec) -> list[Divergence]:
+        """Entries touching any of ``features`` that predict a difference on ``engine``."""
+        found: dict[str, Divergence] = {}
+        for feature in features:
+            for entry in self._by_feature.get(feature, ()):
+                if entry.applies_to(engine):
+                    found[entry.id] = entry
+        return list(found.values())
+
+    def get(self, divergence_id: str) -> Divergence:
+        return self.entries[divergence_id]

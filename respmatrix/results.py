@@ -1,0 +1,154 @@
+"""Writing outcomes as they happen, and merging them into one results file.
+
+Each worker appends JSON lines to its own part file and flushes after every record, so a crash
+keeps what ran. Only the controller merges parts into ``results.json`` (schema
+``respmatrix/results/v1``, see ``schemas/results.schema.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+import respmatrix
+from respmatrix.datafiles import schema_path
+
+SCHEMA_ID = "respmatrix/results/v1"
+_KEY = ("case", "engine", "client", "protocol")
+
+
+class ResultsFileError(ValueError):
+    """A results file that cannot be read or does not follow the schema."""
+
+
+class MergeConflictError(ValueError):
+    """Two inputs disagree on the outcome of the same (case, engine, client, protocol)."""
+
+
+class ResultsWriter:
+    """Appends records to ``<parts_dir>/<worker>.jsonl``, one flushed line per record."""
+
+    def __init__(self, parts_dir: Path, worker: str) -> None:
+        parts_dir.mkdir(parents=True, exist_ok=True)
+        self.path = parts_dir / f"{worker}-{os.getpid()}.jsonl"
+        self._file = self.path.open("a", encoding="utf-8")
+
+    def _write(self, record: dict[str, Any]) -> None:
+        self._file.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
+        self._file.flush()
+
+    def engine(self, engine_id: str, facts: dict[str, Any]) -> None:
+        self._write({"type": "engine", "id": engine_id, **facts})
+
+    def client(self, client_id: str, package: str, version: str) -> None:
+        self._write({"type": "client", "id": client_id, "package": package, "version": version})
+
+    def divergence(self, entry: dict[str, Any]) -> None:
+        self._write({"type": "divergence", **entry})
+
+    def result(self, record: dict[str, Any]) -> None:
+        self._write({"type": "result", **record})
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def read_parts(parts_dir: Path) -> dict[str, Any]:
+    """Fold every part file into one results document (a torn last line is skipped)."""
+    doc = empty_document()
+    for path in sorted(parts_dir.glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a worker killed mid-write leaves at most one torn line
+            kind = record.pop("type", None)
+            if kind == "engine":
+                doc["engines"][record.pop("id")] = record
+            elif kind == "client":
+                doc["clients"][record.pop("id")] = record
+            elif kind == "divergence":
+                doc["divergences"][record.pop("id")] = record
+            elif kind == "result":
+                doc["results"].append(record)
+    return merge([doc])
+
+
+def empty_document() -> dict[str, Any]:
+    return {
+        "schema": SCHEMA_ID,
+        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "tool": {"name": "respmatrix", "version": respmatrix.__version__},
+        "engines": {},
+        "clients": {},
+        "divergences": {},
+        "results": [],
+    }
+
+
+def merge(docs: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """Combine results documents: idempotent, order-independent, refusing conflicts."""
+    merged = empty_document()
+    by_key: dict[tuple[str, ...], dict[str, Any]] = {}
+    for doc in docs:
+        for section in ("engines", "clients", "divergences"):
+            for key, value in doc.get(section, {}).items():
+                known = merged[section].get(key)
+                if known is not None and known != value and section != "divergences":
+                    raise MergeConflictError(
+                        f"{section[:-1]} {key!r} differs between inputs: {known} vs {value}"
+                    )
+                merged[section][key] = value
+        for result in doc["results"]:
+            key = tuple(str(result[k]) for k in _KEY)
+            known = by_key.get(key)
+            if known is not None and known["outcome"] != result["outcome"]:
+                raise MergeConflictError(
+                    "conflicting outcomes for " + " / ".join(key)
+                    + f": {known['outcome']} vs {result['outcome']}"
+                )
+            by_key[key] = result
+    merged["results"] = [by_key[k] for k in sorted(by_key)]
+    return merged
+
+
+@cache
+def _schema() -> dict[str, Any]:
+    return json.loads(schema_path("results.schema.json").read_text())
+
+
+def validate(doc: dict[str, Any], where: str = "results") -> None:
+    """Raise :class:`ResultsFileError` if ``doc`` does not follow the results schema."""
+    try:
+        jsonschema.validate(doc, _schema())
+    except jsonschema.ValidationError as exc:
+        path = "/".join(str(p) for p in exc.absolute_path) or "/"
+        raise ResultsFileError(f"{where}: not a valid {SCHEMA_ID} file at {path}: {exc.message}") from None
+
+
+def load(path: Path) -> dict[str, Any]:
+    """Read and validate a results file, with one clear message when it is malformed."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ResultsFileError(f"{path}: no such results file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ResultsFileError(f"{path}: not JSON ({exc})") from None
+    validate(doc, str(path))
+    return doc
+
+
+def write(doc: dict[str, Any], path: Path) -> None:
+    """Validate and write atomically (a reader never sees half a file)."""
+    validate(doc, str(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=1, ensure_ascii=False, sort_keys=False) + "\n")
+    tmp.replace(path)
