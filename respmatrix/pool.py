@@ -84,10 +84,7 @@ class EnginePool:
         from respmatrix.store import EngineNotInstalledError
 
         if not self.store.is_installed(spec):
-            raise EngineNotInstalledError(
-                f"engine {spec.id} is not installed in {self.store.root}; "
-                f"run `respmatrix engines install {spec.id}`"
-            )
+            raise EngineNotInstalledError(spec, self.store.root)
         process = EngineProcess(
             spec, self.store.server_path(spec), self.store.server_env(spec), self.log_dir
         ).start()

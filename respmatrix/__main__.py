@@ -1,0 +1,3 @@
+from respmatrix.cli import main
+
+raise SystemExit(main())

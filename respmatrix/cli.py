@@ -1,0 +1,347 @@
+"""The ``respmatrix`` command line: engines, run, report.
+
+Every expected failure (unknown id, missing binary, corrupt download, malformed results file...)
+ends in one ``respmatrix: error: ...`` line and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from respmatrix import __version__
+
+EXIT_FAILED = 1  # the run found failures, or an operation failed
+EXIT_USAGE = 2  # bad input: unknown id, malformed file, bad option
+
+
+class CommandError(Exception):
+    """An expected failure, reported as one line."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and getattr(args, "func", None) is not cmd_run:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.pytest_args = extra
+    if not hasattr(args, "func"):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return args.func(args) or 0
+    except CommandError as exc:
+        print(f"respmatrix: error: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        print("respmatrix: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        known = _expected_error(exc)
+        if known is None:
+            raise
+        print(f"respmatrix: error: {exc}", file=sys.stderr)
+        return known
+
+
+def _expected_error(exc: Exception) -> int | None:
+    """Exit code for the error types a user can cause, None for a bug (show the traceback)."""
+    from respmatrix.catalog import UnknownEngineError
+    from respmatrix.clients import UnknownClientError
+    from respmatrix.launcher import EngineIdentityError, EngineStartError
+    from respmatrix.results import MergeConflictError, ResultsFileError
+    from respmatrix.sources import EngineStoreError
+
+    if isinstance(exc, UnknownEngineError | UnknownClientError | ResultsFileError):
+        return EXIT_USAGE
+    if isinstance(
+        exc, EngineStoreError | EngineStartError | EngineIdentityError | MergeConflictError
+    ):
+        return EXIT_FAILED
+    return None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="respmatrix",
+        description="Run compatibility suites against real Redis and Valkey engines.",
+    )
+    parser.add_argument("--version", action="version", version=f"respmatrix {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    engines = commands.add_parser("engines", help="the local engine store")
+    engine_cmds = engines.add_subparsers(title="engine commands", metavar="COMMAND")
+    listing = engine_cmds.add_parser("list", help="list catalog engines and whether installed")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    listing.set_defaults(func=cmd_engines_list)
+    install = engine_cmds.add_parser("install", help="download, verify and install engines")
+    install.add_argument("ids", nargs="*", default=["all"],
+                         help="engine ids, lines or 'all' (default: all)")
+    install.set_defaults(func=cmd_engines_install)
+    uninstall = engine_cmds.add_parser("uninstall", help="remove installed engines")
+    uninstall.add_argument("ids", nargs="+")
+    uninstall.set_defaults(func=cmd_engines_uninstall)
+    start = engine_cmds.add_parser("start", help="start an engine and keep it running")
+    start.add_argument("id")
+    start.set_defaults(func=cmd_engines_start)
+
+    run = commands.add_parser(
+        "run", help="run the suites and write results.json and matrix.md",
+        description="Run the suites; arguments after -- go to pytest unchanged.",
+    )
+    run.add_argument("--engines", default="all", help="ids, lines or 'all' (default: all)")
+    run.add_argument("--clients", default="all", help="client modes or 'all' (default: all)")
+    run.add_argument("--protocols", default="2,3", help="2, 3 or 2,3 (default: 2,3)")
+    run.add_argument("--families", default=None, help="families, comma separated (default: all)")
+    run.add_argument("--provider", default="binary", choices=["binary", "docker", "external"],
+                     help="how engines are started (default: binary, the local engine store)")
+    run.add_argument("--engine-url", action="append", default=[], metavar="ID=URL",
+                     help="use a running server for an engine id")
+    run.add_argument("-n", "--workers", default="auto",
+                     help="pytest-xdist workers, or 0 for one process (default: auto)")
+    run.add_argument("--out", default="reports", type=Path,
+                     help="folder for results.json, matrix.md and logs (default: reports)")
+    run.add_argument("--suites", default=None, type=Path, help="another folder of cases")
+    run.add_argument("--no-install", action="store_true",
+                     help="fail instead of installing missing engines")
+    run.set_defaults(func=cmd_run)
+
+    report = commands.add_parser("report", help="results files: merge and render")
+    report_cmds = report.add_subparsers(title="report commands", metavar="COMMAND")
+    merge = report_cmds.add_parser("merge", help="merge results files (e.g. CI shards)")
+    merge.add_argument("inputs", nargs="+", type=Path)
+    merge.add_argument("-o", "--output", type=Path, required=True)
+    merge.set_defaults(func=cmd_report_merge)
+    render = report_cmds.add_parser("render", help="render matrix.md from a results file")
+    render.add_argument("results", type=Path)
+    render.add_argument("--out", type=Path, default=None,
+                        help="output folder (default: beside the results file)")
+    render.set_defaults(func=cmd_report_render)
+    return parser
+
+
+# -- engines ------------------------------------------------------------------------------------
+
+
+def _catalog() -> Any:
+    from respmatrix.catalog import EngineCatalog
+
+    return EngineCatalog.load()
+
+
+def _store() -> Any:
+    from respmatrix.store import EngineStore
+
+    return EngineStore()
+
+
+def cmd_engines_list(args: argparse.Namespace) -> int:
+    catalog, store = _catalog(), _store()
+    statuses = [store.status(spec) for spec in catalog]
+    if args.json:
+        rows = [
+            {"id": s.id, "line": s.line, "version": s.version, "installed": s.installed,
+             "path": str(s.path), "image": catalog.get(s.id).image}
+            for s in statuses
+        ]
+        print(json.dumps(rows, indent=1))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"engines (store: {store.root})")
+    for column in ("id", "line", "version", "installed", "path"):
+        table.add_column(column)
+    for status in statuses:
+        table.add_row(status.id, status.line, status.version,
+                      "yes" if status.installed else "no",
+                      str(status.path) if status.installed else "")
+    Console().print(table)
+    return 0
+
+
+@contextlib.contextmanager
+def _progress() -> Iterator[Any]:
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+               DownloadColumn(), TimeElapsedColumn())
+    with Progress(*columns, transient=False) as progress:
+        yield progress
+
+
+def install_engines(specs: Sequence[Any]) -> None:
+    """Install what is missing, with a progress display; installed engines cost nothing."""
+    store = _store()
+    missing = [spec for spec in specs if not store.is_installed(spec)]
+    if not missing:
+        return
+    with _progress() as progress:
+        for spec in missing:
+            store.install(spec, progress=progress)
+
+
+def cmd_engines_install(args: argparse.Namespace) -> int:
+    specs = _catalog().select(args.ids)
+    install_engines(specs)
+    store = _store()
+    for spec in specs:
+        print(f"{spec.id:<11} {spec.line} {spec.version:<7} {store.engine_dir(spec)}")
+    return 0
+
+
+def cmd_engines_uninstall(args: argparse.Namespace) -> int:
+    store = _store()
+    for spec in _catalog().select(args.ids):
+        removed = store.uninstall(spec)
+        print(f"{spec.id}: {'removed' if removed else 'not installed'}")
+    return 0
+
+
+def cmd_engines_start(args: argparse.Namespace) -> int:
+    from respmatrix.launcher import EngineProcess
+
+    spec = _catalog().get(args.id)
+    store = _store()
+    install_engines([spec])
+    process = EngineProcess(spec, store.server_path(spec), store.server_env(spec))
+    with process:
+        ident = process.identity
+        print(f"{spec.id} ({ident.line} {ident.version}) listening on redis://{process.address}")
+        print(f"log: {process.log_path}; press Ctrl-C to stop", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    print(f"{spec.id} stopped")
+    return 0
+
+
+# -- run ----------------------------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import pytest
+
+    from respmatrix.datafiles import data_dir
+    from respmatrix.selection import Selection
+
+    if args.provider == "docker":
+        raise CommandError("the docker provider is not available yet; use --provider binary",
+                           EXIT_USAGE)
+    catalog = _catalog()
+    urls = dict(_split_url(item) for item in args.engine_url)
+    try:
+        selection = Selection.parse(catalog, args.engines, args.clients, args.protocols)
+    except ValueError as exc:
+        raise CommandError(str(exc), EXIT_USAGE) from None
+    for engine_id in urls:
+        catalog.get(engine_id)
+    if args.provider == "external":
+        missing = [e for e in selection.engines if e not in urls]
+        if missing:
+            raise CommandError(f"--provider external needs --engine-url for {', '.join(missing)}",
+                               EXIT_USAGE)
+    suites = (args.suites or data_dir("suites")).resolve()
+    if args.families:
+        known = {p.name for p in suites.iterdir() if p.is_dir()}
+        unknown = {f.strip() for f in args.families.split(",")} - known
+        if unknown:
+            raise CommandError(
+                f"unknown families: {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}",
+                EXIT_USAGE,
+            )
+    local = [catalog.get(e) for e in selection.engines if e not in urls]
+    if local:
+        store = _store()
+        missing = [spec.id for spec in local if not store.is_installed(spec)]
+        if missing and args.no_install:
+            raise CommandError(
+                f"engines not installed: {', '.join(missing)}; "
+                f"run `respmatrix engines install {' '.join(missing)}`"
+            )
+        install_engines(local)
+
+    out: Path = args.out.resolve()
+    pytest_args = [
+        str(suites),
+        "-p", "no:cacheprovider",
+        "-c", os.devnull,  # the caller's own pytest configuration does not apply to our suites
+        "--rootdir", str(suites),
+        "--engines", ",".join(selection.engines),
+        "--clients", ",".join(selection.clients),
+        "--protocols", ",".join(map(str, selection.protocols)),
+        "--suites", str(suites),
+        "--respmatrix-out", str(out),
+        "-q",
+        # The CLI imported respmatrix before pytest could rewrite it; that is expected here.
+        "-W", "ignore::pytest.PytestAssertRewriteWarning",
+    ]  # fmt: skip
+    if args.families:
+        pytest_args += ["--families", args.families]
+    for engine_id, url in urls.items():
+        pytest_args += ["--engine-url", f"{engine_id}={url}"]
+    if str(args.workers) not in ("0", "1"):
+        pytest_args += ["-n", str(args.workers)]
+    pytest_args += [a for a in args.pytest_args if a != "--"]
+    code = pytest.main(pytest_args)
+    results_path = out / "results.json"
+    if results_path.exists():
+        _render(results_path, out)
+        print(f"results: {results_path}\nmatrix:  {out / 'matrix.md'}")
+    return int(code)
+
+
+def _split_url(item: str) -> tuple[str, str]:
+    engine_id, sep, url = item.partition("=")
+    if not sep or not url:
+        raise CommandError(f"--engine-url expects ID=URL, got {item!r}", EXIT_USAGE)
+    return engine_id, url
+
+
+# -- report -------------------------------------------------------------------------------------
+
+
+def _render(results_path: Path, out: Path) -> None:
+    from respmatrix import results
+    from respmatrix.reporting.markdown import render_matrix
+
+    doc = results.load(results_path)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "matrix.md").write_text(render_matrix(doc), encoding="utf-8")
+
+
+def cmd_report_render(args: argparse.Namespace) -> int:
+    out = args.out or args.results.parent
+    _render(args.results, out)
+    print(out / "matrix.md")
+    return 0
+
+
+def cmd_report_merge(args: argparse.Namespace) -> int:
+    from respmatrix import results
+
+    docs = [results.load(path) for path in args.inputs]
+    results.write(results.merge(docs), args.output)
+    print(args.output)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Renderers: pure functions from a results document to a published form."""

@@ -1,0 +1,103 @@
+"""The Markdown matrix: families x engines with outcome counts, and the divergences seen."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from typing import Any
+
+from respmatrix.runner import OUTCOMES
+
+_SYMBOL = {"pass": "✓", "fail": "✗", "unsupported": "—", "divergent": "≠", "error": "!",
+           "skipped": "s"}
+
+
+def _cell(counts: Counter[str]) -> str:
+    if not counts:
+        return ""
+    return " ".join(f"{_SYMBOL[o]}{counts[o]}" for o in OUTCOMES if counts[o])
+
+
+def render_matrix(doc: dict[str, Any]) -> str:
+    """Render ``reports/matrix.md`` from a results document."""
+    engines = list(doc["engines"]) or sorted({r["engine"] for r in doc["results"]})
+    by_cell: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+    totals: Counter[str] = Counter()
+    families: set[str] = set()
+    for result in doc["results"]:
+        by_cell[result["family"], result["engine"]][result["outcome"]] += 1
+        totals[result["outcome"]] += 1
+        families.add(result["family"])
+
+    lines = [
+        "# respmatrix compatibility matrix",
+        "",
+        f"Generated {doc['generated_at']} by respmatrix {doc.get('tool', {}).get('version', '?')}"
+        f" from {len(doc['results'])} results.",
+        "",
+        "Legend: " + ", ".join(f"{s} {o}" for o, s in _SYMBOL.items()) + ". Counts are cases x "
+        "clients x protocols.",
+        "",
+        "## Engines",
+        "",
+        "| engine | line | version | build | provider |",
+        "|---|---|---|---|---|",
+    ]
+    for engine_id in engines:
+        facts = doc["engines"].get(engine_id, {})
+        lines.append(
+            f"| {engine_id} | {facts.get('line', '')} | {facts.get('version', '')} | "
+            f"{facts.get('build', '')} | {facts.get('provider', '')} |"
+        )
+    clients = doc.get("clients", {})
+    if clients:
+        lines += ["", "Clients: " + ", ".join(
+            f"{cid} ({c['package']} {c['version']})" for cid, c in sorted(clients.items())
+        ) + "."]
+    lines += ["", "## Outcomes by family", ""]
+    lines.append("| family | " + " | ".join(engines) + " |")
+    lines.append("|---|" + "---|" * len(engines))
+    for family in sorted(families):
+        cells = [_cell(by_cell[family, e]) for e in engines]
+        lines.append(f"| {family} | " + " | ".join(cells) + " |")
+    lines += ["", "Totals: " + ", ".join(f"{totals[o]} {o}" for o in OUTCOMES if totals[o]) + "."]
+
+    lines += _divergences(doc)
+    lines += _problems(doc)
+    return "\n".join(lines) + "\n"
+
+
+def _divergences(doc: dict[str, Any]) -> list[str]:
+    seen: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for result in doc["results"]:
+        if result["divergence"] and result["outcome"] in ("unsupported", "divergent"):
+            seen[result["divergence"]][result["outcome"]].add(result["engine"])
+    if not seen:
+        return []
+    lines = ["", "## Divergences observed", "",
+             "| id | kind | engines | note | source |", "|---|---|---|---|---|"]
+    entries = doc.get("divergences", {})
+    for div_id in sorted(seen):
+        entry = entries.get(div_id, {})
+        engines = sorted(set().union(*seen[div_id].values()))
+        note = " ".join(entry.get("note", "").split()).replace("|", "\\|")
+        lines.append(
+            f"| `{div_id}` | {entry.get('kind', '')} | {', '.join(engines)} | {note} | "
+            f"[source]({entry.get('source', '')}) |"
+        )
+    return lines
+
+
+def _problems(doc: dict[str, Any]) -> list[str]:
+    bad = [r for r in doc["results"] if r["outcome"] in ("fail", "error")]
+    if not bad:
+        return []
+    lines = ["", f"## Failures and errors ({len(bad)})", ""]
+    for result in bad[:200]:
+        message = " ".join(str(result["detail"].get("message", "")).split())[:200]
+        lines.append(
+            f"- `{result['case']}` on {result['engine']} / {result['client']} / "
+            f"{result['protocol']}: **{result['outcome']}** {message}"
+        )
+    if len(bad) > 200:
+        lines.append(f"- ... and {len(bad) - 200} more (see results.json)")
+    return lines
