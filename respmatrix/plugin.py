@@ -51,7 +51,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "respmatrix_feature(name): the feature a test exercises (registry key)"
     )
-    config.stash[SESSION_KEY] = RespmatrixSession.from_config(config)
+    state = config.stash[SESSION_KEY] = RespmatrixSession.from_config(config)
+    explicit = ("--engines", "--clients", "--protocols")
+    if any(arg.split("=")[0] in explicit for arg in config.invocation_params.args):
+        _ = state.selection  # a typo in an id is a usage error now, not a collection error
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -255,18 +256,29 @@ class EngineStore:
             out.write(f"$ cd {source_dir} && {' '.join(command)}\n".encode())
             out.flush()
             try:
-                result = subprocess.run(
-                    command, cwd=source_dir, stdout=out, stderr=subprocess.STDOUT, check=False
+                # Own process group, so an interrupt can stop make *and* its compilers before
+                # the temp folder is removed under them.
+                proc = subprocess.Popen(
+                    command,
+                    cwd=source_dir,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
                 )
             except OSError as exc:
                 raise BuildError(
                     f"cannot build {spec.id}: {command[0]}: {exc.strerror or exc}; "
                     "a C toolchain is needed (Debian: apt-get install build-essential)"
                 ) from exc
-        if result.returncode != 0:
+            try:
+                returncode = proc.wait()
+            except BaseException:
+                _stop_group(proc)
+                raise
+        if returncode != 0:
             tail = "\n".join(log.read_text(errors="replace").splitlines()[-_LOG_TAIL:])
             raise BuildError(
-                f"building {spec.id} failed (exit {result.returncode}); full log: {log}\n"
+                f"building {spec.id} failed (exit {returncode}); full log: {log}\n"
                 f"last lines:\n{tail}"
             )
         for built, dest in build["outputs"].items():
@@ -369,3 +381,15 @@ def _library_env(
         current = env.get("LD_LIBRARY_PATH")
         env["LD_LIBRARY_PATH"] = os.pathsep.join([*dirs, *([current] if current else [])])
     return env
+
+
+def _stop_group(proc: subprocess.Popen[bytes]) -> None:
+    """Terminate a build's whole process group, then kill it if it lingers."""
+    for sig, grace in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue

@@ -1,0 +1,127 @@
+"""The command line as a user meets it: clear errors, real runs, Ctrl-C keeping results."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from respmatrix import results
+
+
+def respmatrix(*args: str, cwd: Path | None = None, timeout: int = 300):
+    return subprocess.run([sys.executable, "-m", "respmatrix", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=timeout)
+
+
+def one_error_line(proc: subprocess.CompletedProcess) -> str:
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("respmatrix: error: ")
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "text"),
+    [
+        (("run", "--engines", "redis-6.0"), 2, "unknown engine id 'redis-6.0'"),
+        (("engines", "install", "valkey-7"), 2, "unknown engine id 'valkey-7'"),
+        (("run", "--clients", "jedis"), 2, "unknown client 'jedis'"),
+        (("run", "--families", "nope"), 2, "unknown families: nope"),
+        (("run", "--protocols", "4"), 2, "unknown protocol '4'"),
+        (("run", "--engine-url", "valkey-9.1"), 2, "--engine-url expects ID=URL"),
+    ],
+)
+def test_bad_input_gives_one_clear_error(args, code, text) -> None:
+    proc = respmatrix(*args)
+    assert proc.returncode == code
+    assert text in one_error_line(proc)
+
+
+def test_unreachable_engine_url_is_an_error_not_a_pass(tmp_path: Path) -> None:
+    from respmatrix.launcher import free_port
+
+    proc = respmatrix("run", "--engines", "valkey-9.1", "--clients", "raw", "--protocols", "2",
+                      "--families", "strings", "--engine-url",
+                      f"valkey-9.1=redis://127.0.0.1:{free_port()}", "-n", "0",
+                      "--out", str(tmp_path))
+    assert proc.returncode == 1
+    doc = results.load(tmp_path / "results.json")
+    assert doc["results"] and {r["outcome"] for r in doc["results"]} == {"error"}
+    assert "Connection refused" in doc["results"][0]["detail"]["message"]
+
+
+def test_malformed_results_file(tmp_path: Path) -> None:
+    bad = tmp_path / "results.json"
+    bad.write_text("[1, 2")
+    proc = respmatrix("report", "render", str(bad))
+    assert proc.returncode == 2
+    assert "not JSON" in one_error_line(proc)
+
+
+def test_engines_list_json() -> None:
+    proc = respmatrix("engines", "list", "--json")
+    assert proc.returncode == 0
+    rows = json.loads(proc.stdout)
+    assert [r["id"] for r in rows] == ["redis-7.2", "redis-7.4", "redis-8.0", "redis-8.2",
+                                       "valkey-8.0", "valkey-8.1", "valkey-9.0", "valkey-9.1"]
+    assert all(r["installed"] for r in rows), "run `respmatrix engines install all` first"
+
+
+def test_run_writes_valid_results_and_matrix(tmp_path: Path) -> None:
+    proc = respmatrix("run", "--engines", "redis-7.2,valkey-9.1", "--families", "strings",
+                      "-n", "0", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    doc = results.load(tmp_path / "results.json")  # validates against the JSON Schema
+    assert set(doc["engines"]) == {"redis-7.2", "valkey-9.1"}
+    assert doc["engines"]["valkey-9.1"]["version"] == "9.1.2"
+    assert set(doc["clients"]) == {"raw", "redis-py", "valkey-py"}
+    outcomes = {r["outcome"] for r in doc["results"]}
+    assert outcomes <= {"pass", "unsupported", "divergent"}
+    ifeq = {(r["engine"], r["outcome"]) for r in doc["results"]
+            if r["case"] == "strings/SET/ifeq-replaces-on-match"}
+    assert ifeq == {("redis-7.2", "unsupported"), ("valkey-9.1", "pass")}
+    matrix = (tmp_path / "matrix.md").read_text()
+    assert "| strings |" in matrix and "`set-ifeq`" in matrix
+
+
+def servers_with(token: str) -> set[int]:
+    """Processes whose environment carries ``token`` (servers inherit the run's environment)."""
+    pids = set()
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if token.encode() in environ.read_bytes():
+                pids.add(int(environ.parent.name))
+        except OSError:
+            continue
+    return pids - {os.getpid()}
+
+
+def test_ctrl_c_keeps_partial_results_and_leaves_no_server(tmp_path: Path) -> None:
+    token = f"RESPMATRIX_TEST_TOKEN={uuid.uuid4()}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "respmatrix", "run", "--engines", "all", "-n", "2",
+         "--out", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        env={**os.environ, token.split("=")[0]: token.split("=")[1]},
+    )
+    parts = tmp_path / ".parts"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        lines = sum(p.read_text().count('"type": "result"') for p in parts.glob("*.jsonl")) \
+            if parts.exists() else 0
+        if lines >= 20:
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+    proc.communicate(timeout=60)
+    doc = results.load(tmp_path / "results.json")
+    assert len(doc["results"]) >= 20
+    assert servers_with(token) == set()

@@ -1,0 +1,47 @@
+"""Reply comparison: strict types, unordered sets, error codes dropped by client libraries."""
+
+from __future__ import annotations
+
+from respmatrix.cases import Expectation
+from respmatrix.expectations import mismatch, same
+from respmatrix.replies import RespError, SetReply
+
+
+def test_strict_types() -> None:
+    assert same(1, 1)
+    assert not same(1, True)
+    assert not same(1, 1.0)
+    assert not same("1", 1)
+    assert same(1.5, 1.5)
+    assert same({"a": [1, "x"]}, {"a": [1, "x"]})
+    assert not same({"a": 1}, {"a": 1, "b": 2})
+
+
+def test_order_matters_unless_unordered_or_a_set() -> None:
+    assert not same(["a", "b"], ["b", "a"])
+    assert same(["a", "b"], ["b", "a"], unordered=True)
+    assert same(["a", "b"], SetReply(["b", "a"]))
+    assert not same(["a", "a"], SetReply(["a", "b"]))
+
+
+def test_error_expectations() -> None:
+    exact = Expectation("error", "ERR syntax error")
+    assert mismatch(exact, RespError("ERR syntax error")) is None
+    # redis-py strips "ERR "; the adapter marks that and the comparison allows for it
+    assert mismatch(exact, RespError("syntax error", code_dropped=True)) is None
+    assert mismatch(exact, RespError("syntax error")) is not None
+    assert mismatch(exact, "OK") == "expected an error reply, got \"OK\""
+    regex = Expectation("error_match", "^WRONGTYPE")
+    assert mismatch(regex, RespError("WRONGTYPE Operation against a key")) is None
+    assert mismatch(Expectation("value", "OK"), RespError("ERR x")) is not None
+
+
+def test_range_and_match() -> None:
+    assert mismatch(Expectation("range", [1, 10]), 5) is None
+    assert mismatch(Expectation("range", [1, 10]), 11) is not None
+    assert mismatch(Expectation("range", [1, 10]), True) is not None
+    assert mismatch(Expectation("range", [{"unix": -5}, {"unix": 5}]), __import__("time").time()) is None
+    assert mismatch(Expectation("match", r"\d+"), "123") is None
+    assert mismatch(Expectation("match", r"\d+"), "12a") is not None
+    assert mismatch(Expectation("type", "integer"), 3) is None
+    assert mismatch(Expectation("type", "integer"), True) is not None

@@ -1,0 +1,111 @@
+"""Starting real engines: identity checks, clean stops, no process outliving its starter."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from respmatrix.catalog import EngineCatalog
+from respmatrix.clients.resp import RespConnection
+from respmatrix.launcher import (
+    EngineIdentityError,
+    EngineProcess,
+    EngineStartError,
+    check_identity,
+    identify,
+)
+from respmatrix.store import EngineStore
+from tests.conftest import require_installed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie still answers kill(0); read its state
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().split()[2] != "Z"
+
+
+@pytest.mark.parametrize("engine_id", [e.id for e in EngineCatalog.load()])
+def test_every_engine_starts_and_identifies(
+    engine_id: str, catalog: EngineCatalog, store: EngineStore
+) -> None:
+    spec = catalog.get(engine_id)
+    require_installed(store, spec)
+    with EngineProcess(spec, store.server_path(spec), store.server_env(spec)) as process:
+        assert process.identity is not None
+        assert (process.identity.line, process.identity.version) == (spec.line, spec.version)
+        assert process.identity.build  # recorded in every result
+        # Valkey keeps redis_version:7.2.4 for compatibility: never the way to tell them apart
+        if spec.line == "valkey":
+            assert process.identity.info["redis_version"] == "7.2.4"
+            assert process.identity.info["valkey_version"] == spec.version
+        workdir = process.workdir
+        pid = process._proc.pid
+    assert workdir is not None and not workdir.exists()
+    assert not _alive(pid)
+
+
+def test_identity_mismatch_is_refused(running: dict[str, EngineProcess]) -> None:
+    valkey = running["valkey-9.1"]
+    wrong = dataclasses.replace(valkey.spec, version="9.1.99")
+    with pytest.raises(EngineIdentityError, match="refusing"):
+        check_identity(wrong, identify(valkey.host, valkey.port), "test server")
+    as_redis = dataclasses.replace(valkey.spec, line="redis")
+    with pytest.raises(EngineIdentityError, match="identifies as valkey 9.1.2"):
+        check_identity(as_redis, identify(valkey.host, valkey.port), "test server")
+
+
+def test_missing_binary_names_the_install_command(catalog: EngineCatalog, tmp_path) -> None:
+    spec = catalog.get("valkey-9.1")
+    with pytest.raises(EngineStartError, match="respmatrix engines install valkey-9.1"):
+        EngineProcess(spec, tmp_path / "nope" / "valkey-server").start()
+
+
+def test_server_that_exits_at_start_shows_its_log(
+    catalog: EngineCatalog, store: EngineStore
+) -> None:
+    spec = catalog.get("valkey-9.1")
+    require_installed(store, spec)
+    process = EngineProcess(spec, store.server_path(spec), store.server_env(spec),
+                            extra_args=("--no-such-option", "1"))
+    with pytest.raises(EngineStartError, match="(?i)no-such-option|bad directive"):
+        process.start()
+    assert process.workdir is None
+
+
+def test_engine_dies_with_a_killed_worker(catalog: EngineCatalog, store: EngineStore) -> None:
+    """A worker killed with SIGKILL cannot clean up; the server must still go (PDEATHSIG)."""
+    spec = catalog.get("valkey-9.1")
+    require_installed(store, spec)
+    script = textwrap.dedent(
+        """
+        import sys, time
+        from respmatrix.catalog import EngineCatalog
+        from respmatrix.store import EngineStore
+        from respmatrix.launcher import EngineProcess
+        spec = EngineCatalog.load().get("valkey-9.1")
+        store = EngineStore()
+        p = EngineProcess(spec, store.server_path(spec), store.server_env(spec)).start()
+        print(p._proc.pid, p.port, flush=True)
+        time.sleep(60)
+        """
+    )
+    worker = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    pid, port = map(int, worker.stdout.readline().split())
+    assert RespConnection("127.0.0.1", port).call("PING") == "PONG"
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    deadline = time.monotonic() + 5
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not _alive(pid), "the engine outlived the worker that started it"

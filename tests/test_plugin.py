@@ -1,0 +1,66 @@
+"""The pytest plugin as a client-library maintainer uses it: fixtures, ids, version markers."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.engines
+
+
+@pytest.fixture(autouse=True)
+def keep_engine_store(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pytester moves HOME to a temp dir; point the subprocess at the real engine store."""
+    from respmatrix.store import EngineStore
+
+    monkeypatch.setenv("RESPMATRIX_HOME", str(EngineStore().root.parent))
+
+
+def test_fixtures_give_running_engines_and_clients(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        def test_set_get(resp_client):
+            assert resp_client.call("SET", "k", "v") == "OK"
+            assert resp_client.call("GET", "k") == "v"
+
+        def test_flushed_between_tests(resp_client):
+            assert resp_client.call("DBSIZE") == 0
+            resp_client.call("SET", "left", "behind")
+
+        @pytest.mark.engine_versions(redis=False, valkey=">=9.0")
+        def test_delifeq(resp_client):
+            assert resp_client.call("SET", "k", "v") == "OK"
+            assert resp_client.call("DELIFEQ", "k", "v") == 1
+
+        def test_engine_only(resp_engine):
+            assert resp_engine.facts["line"] in ("redis", "valkey")
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--engines", "redis-7.2,valkey-9.1",
+        "--clients", "raw,redis-py", "-v",
+    )
+    result.assert_outcomes(passed=2 * 8 + 4 + 2, skipped=4)
+    result.stdout.fnmatch_lines([
+        "*test_set_get?valkey-9.1-redis-py-resp3? PASSED*",
+        "*test_delifeq?redis-7.2-raw-resp2? SKIPPED*",
+        "*test_engine_only?valkey-9.1? PASSED*",
+    ])
+
+
+def test_unknown_engine_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_x(resp_client):\n    pass\n")
+    result = pytester.runpytest_subprocess("--engines", "redis-5.0")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*unknown engine id 'redis-5.0'*"])
+
+
+def test_plugin_import_is_cheap() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, respmatrix.plugin; "
+            "print(sorted(m for m in ('redis', 'valkey', 'jsonschema') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "[]", out.stderr

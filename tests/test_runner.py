@@ -1,0 +1,105 @@
+"""Outcome decisions on real engines: pass, fail, unsupported, divergent, stale entries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from respmatrix.cases import load_case
+from respmatrix.clients import adapter_class
+from respmatrix.clients.base import Endpoint
+from respmatrix.launcher import EngineProcess
+from respmatrix.registry import DivergenceRegistry
+from respmatrix.runner import run_case
+
+REGISTRY = {
+    "divergences": [
+        {
+            "id": "ifeq-valkey-only",
+            "kind": "unsupported",
+            "features": ["set-ifeq"],
+            "support": {"redis": False, "valkey": {"added": "8.1"}},
+            "reply": {"error_match": "^ERR syntax error"},
+            "note": "IFEQ exists on Valkey 8.1+ only.",
+            "source": "https://valkey.io/commands/set/",
+        },
+        {
+            "id": "lazyfree-on",
+            "kind": "divergent",
+            "features": ["lazyfree"],
+            "applies": {"redis": False, "valkey": {"added": "8.0"}},
+            "note": "Valkey turned lazyfree on by default.",
+            "source": "https://github.com/valkey-io/valkey/pull/913",
+        },
+        {
+            "id": "stale-claim",
+            "kind": "unsupported",
+            "features": ["plain-get"],
+            "support": {"redis": True, "valkey": False},
+            "note": "Deliberately wrong: GET exists everywhere.",
+            "source": "https://valkey.io/commands/get/",
+        },
+    ]
+}
+
+IFEQ = {"claim": "SET IFEQ replaces on match", "features": ["set-ifeq"], "steps": [
+    {"send": ["SET", "k", "v1"], "expect": "OK"},
+    {"send": ["SET", "k", "v2", "IFEQ", "v1"], "expect": "OK"},
+    {"send": ["GET", "k"], "expect": "v2"},
+]}
+LAZY = {"claim": "lazyfree-lazy-user-del defaults to no", "features": ["lazyfree"], "steps": [
+    {"send": ["CONFIG", "GET", "lazyfree-lazy-user-del"],
+     "expect_resp2": ["lazyfree-lazy-user-del", "no"],
+     "expect_resp3": {"lazyfree-lazy-user-del": "no"},
+     "divergent": {"lazyfree-on": {"expect_resp2": ["lazyfree-lazy-user-del", "yes"],
+                                   "expect_resp3": {"lazyfree-lazy-user-del": "yes"}}}},
+]}
+WRONG = {"claim": "a deliberately wrong expectation", "features": ["append"], "steps": [
+    {"send": ["APPEND", "k", "abc"], "expect": 4},
+]}
+STALE = {"claim": "GET of a missing key is nil", "features": ["plain-get"], "steps": [
+    {"send": ["GET", "nokey"], "expect": None},
+]}
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    (tmp_path / "registry.yaml").write_text(yaml.safe_dump(REGISTRY))
+    for name, body in {"ifeq": IFEQ, "lazy": LAZY, "wrong": WRONG, "stale": STALE}.items():
+        (tmp_path / "t").mkdir(exist_ok=True)
+        (tmp_path / "t" / f"{name}.yaml").write_text(yaml.safe_dump(body))
+    return tmp_path
+
+
+def outcome(tree: Path, name: str, process: EngineProcess, client: str, protocol: int):
+    registry = DivergenceRegistry.load(tree / "registry.yaml")
+    case = load_case(tree / "t" / f"{name}.yaml", tree)
+    adapter = adapter_class(client)(Endpoint.single(process.host, process.port), protocol)
+    try:
+        adapter.call("FLUSHALL")
+        return run_case(case, adapter, process.spec, registry)
+    finally:
+        adapter.close()
+
+
+@pytest.mark.parametrize("client", ["raw", "redis-py", "valkey-py"])
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_outcomes(tree: Path, running, client: str, protocol: int) -> None:
+    valkey, redis = running["valkey-9.1"], running["redis-7.2"]
+    assert outcome(tree, "ifeq", valkey, client, protocol).outcome == "pass"
+    lacking = outcome(tree, "ifeq", redis, client, protocol)
+    assert (lacking.outcome, lacking.divergence) == ("unsupported", "ifeq-valkey-only")
+    assert lacking.detail["step"] == 2
+
+    diverging = outcome(tree, "lazy", valkey, client, protocol)
+    assert (diverging.outcome, diverging.divergence) == ("divergent", "lazyfree-on")
+    assert outcome(tree, "lazy", redis, client, protocol).outcome == "pass"
+
+    wrong = outcome(tree, "wrong", valkey, client, protocol)
+    assert wrong.outcome == "fail" and "expected 4, got 3" in wrong.detail["message"]
+
+    stale = outcome(tree, "stale", valkey, client, protocol)
+    assert (stale.outcome, stale.divergence) == ("fail", "stale-claim")
+    assert "stale registry entry" in stale.detail["message"]

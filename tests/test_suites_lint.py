@@ -1,0 +1,67 @@
+"""Lint of the shipped data: cases, registry and catalog follow their schemas and each other."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+import pytest
+import yaml
+
+from respmatrix.cases import discover_cases
+from respmatrix.catalog import EngineCatalog
+from respmatrix.datafiles import data_dir
+from respmatrix.registry import DivergenceRegistry
+
+SUITES = data_dir("suites")
+CASES = discover_cases(SUITES)
+REGISTRY = DivergenceRegistry.load()
+
+
+def test_there_are_cases_for_both_foundation_families() -> None:
+    families = Counter(case.family for case in CASES)
+    assert families["strings"] >= 20 and families["keyspace"] >= 20, families
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_case_is_well_formed(case) -> None:
+    parts = case.id.split("/")
+    assert len(parts) == 3, "cases live at suites/<family>/<COMMAND>/<claim>.yaml"
+    assert re.fullmatch(r"[A-Z][A-Z0-9_.-]*", parts[1]), "the folder names the command"
+    assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", parts[2]), "file names are kebab-case claims"
+    for step in case.steps:
+        for divergence_id in step.alternatives:
+            entry = REGISTRY.entries.get(divergence_id)
+            assert entry is not None, f"unknown registry entry {divergence_id!r}"
+            assert entry.kind == "divergent", f"{divergence_id} is not a divergent entry"
+            assert set(entry.features) & set(case.features), (
+                f"{divergence_id} touches none of the case's features"
+            )
+
+
+def test_claims_are_unique() -> None:
+    claims = Counter(case.claim for case in CASES)
+    assert [c for c, n in claims.items() if n > 1] == []
+
+
+def test_every_registry_entry_is_exercised_by_a_case() -> None:
+    features = {f for case in CASES for f in case.features}
+    unexercised = [e.id for e in REGISTRY.entries.values() if not set(e.features) & features]
+    assert unexercised == []
+
+
+def test_registry_entries_name_real_lines_and_sources() -> None:
+    raw = yaml.safe_load((SUITES / "registry.yaml").read_text())
+    for item in raw["divergences"]:
+        assert item["source"].startswith("https://")
+        ranges = item.get("support") or item.get("applies")
+        assert set(ranges) == {"redis", "valkey"}
+
+
+def test_catalog_lists_the_eight_engines() -> None:
+    catalog = EngineCatalog.load()
+    assert [e.id for e in catalog] == ["redis-7.2", "redis-7.4", "redis-8.0", "redis-8.2",
+                                       "valkey-8.0", "valkey-8.1", "valkey-9.0", "valkey-9.1"]
+    for spec in catalog:
+        assert spec.id == f"{spec.line}-{spec.minor}"
+        assert all(re.fullmatch(r"[0-9a-f]{64}", s["sha256"]) for s in spec.sources)
