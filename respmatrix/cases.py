@@ -17,8 +17,16 @@ import yaml
 from respmatrix.datafiles import schema_path
 
 # Keys of a step (or of a divergence alternative) that state what reply is expected.
-EXPECTATION_KEYS = ("expect", "expect_resp2", "expect_resp3", "error", "error_match", "range",
-                    "match", "type")
+EXPECTATION_KEYS = (
+    "expect",
+    "expect_resp2",
+    "expect_resp3",
+    "error",
+    "error_match",
+    "range",
+    "match",
+    "type",
+)
 
 
 class CaseFormatError(ValueError):

@@ -63,7 +63,9 @@ class EngineCatalog:
             jsonschema.validate(raw, schema)
         except jsonschema.ValidationError as exc:
             where = "/".join(str(p) for p in exc.absolute_path)
-            raise ValueError(f"{path}: invalid engine catalog at {where or '/'}: {exc.message}") from exc
+            raise ValueError(
+                f"{path}: invalid engine catalog at {where or '/'}: {exc.message}"
+            ) from exc
         engines = []
         for item in raw["engines"]:
             engines.append(

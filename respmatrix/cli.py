@@ -86,8 +86,9 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--json", action="store_true", help="machine-readable output")
     listing.set_defaults(func=cmd_engines_list)
     install = engine_cmds.add_parser("install", help="download, verify and install engines")
-    install.add_argument("ids", nargs="*", default=["all"],
-                         help="engine ids, lines or 'all' (default: all)")
+    install.add_argument(
+        "ids", nargs="*", default=["all"], help="engine ids, lines or 'all' (default: all)"
+    )
     install.set_defaults(func=cmd_engines_install)
     uninstall = engine_cmds.add_parser("uninstall", help="remove installed engines")
     uninstall.add_argument("ids", nargs="+")
@@ -97,24 +98,43 @@ def _parser() -> argparse.ArgumentParser:
     start.set_defaults(func=cmd_engines_start)
 
     run = commands.add_parser(
-        "run", help="run the suites and write results.json and matrix.md",
+        "run",
+        help="run the suites and write results.json and matrix.md",
         description="Run the suites; arguments after -- go to pytest unchanged.",
     )
     run.add_argument("--engines", default="all", help="ids, lines or 'all' (default: all)")
     run.add_argument("--clients", default="all", help="client modes or 'all' (default: all)")
     run.add_argument("--protocols", default="2,3", help="2, 3 or 2,3 (default: 2,3)")
     run.add_argument("--families", default=None, help="families, comma separated (default: all)")
-    run.add_argument("--provider", default="binary", choices=["binary", "docker", "external"],
-                     help="how engines are started (default: binary, the local engine store)")
-    run.add_argument("--engine-url", action="append", default=[], metavar="ID=URL",
-                     help="use a running server for an engine id")
-    run.add_argument("-n", "--workers", default="auto",
-                     help="pytest-xdist workers, or 0 for one process (default: auto)")
-    run.add_argument("--out", default="reports", type=Path,
-                     help="folder for results.json, matrix.md and logs (default: reports)")
+    run.add_argument(
+        "--provider",
+        default="binary",
+        choices=["binary", "docker", "external"],
+        help="how engines are started (default: binary, the local engine store)",
+    )
+    run.add_argument(
+        "--engine-url",
+        action="append",
+        default=[],
+        metavar="ID=URL",
+        help="use a running server for an engine id",
+    )
+    run.add_argument(
+        "-n",
+        "--workers",
+        default="auto",
+        help="pytest-xdist workers, or 0 for one process (default: auto)",
+    )
+    run.add_argument(
+        "--out",
+        default="reports",
+        type=Path,
+        help="folder for results.json, matrix.md and logs (default: reports)",
+    )
     run.add_argument("--suites", default=None, type=Path, help="another folder of cases")
-    run.add_argument("--no-install", action="store_true",
-                     help="fail instead of installing missing engines")
+    run.add_argument(
+        "--no-install", action="store_true", help="fail instead of installing missing engines"
+    )
     run.set_defaults(func=cmd_run)
 
     report = commands.add_parser("report", help="results files: merge and render")
@@ -125,8 +145,9 @@ def _parser() -> argparse.ArgumentParser:
     merge.set_defaults(func=cmd_report_merge)
     render = report_cmds.add_parser("render", help="render matrix.md from a results file")
     render.add_argument("results", type=Path)
-    render.add_argument("--out", type=Path, default=None,
-                        help="output folder (default: beside the results file)")
+    render.add_argument(
+        "--out", type=Path, default=None, help="output folder (default: beside the results file)"
+    )
     render.set_defaults(func=cmd_report_render)
     return parser
 
@@ -151,8 +172,14 @@ def cmd_engines_list(args: argparse.Namespace) -> int:
     statuses = [store.status(spec) for spec in catalog]
     if args.json:
         rows = [
-            {"id": s.id, "line": s.line, "version": s.version, "installed": s.installed,
-             "path": str(s.path), "image": catalog.get(s.id).image}
+            {
+                "id": s.id,
+                "line": s.line,
+                "version": s.version,
+                "installed": s.installed,
+                "path": str(s.path),
+                "image": catalog.get(s.id).image,
+            }
             for s in statuses
         ]
         print(json.dumps(rows, indent=1))
@@ -164,9 +191,13 @@ def cmd_engines_list(args: argparse.Namespace) -> int:
     for column in ("id", "line", "version", "installed", "path"):
         table.add_column(column)
     for status in statuses:
-        table.add_row(status.id, status.line, status.version,
-                      "yes" if status.installed else "no",
-                      str(status.path) if status.installed else "")
+        table.add_row(
+            status.id,
+            status.line,
+            status.version,
+            "yes" if status.installed else "no",
+            str(status.path) if status.installed else "",
+        )
     Console().print(table)
     return 0
 
@@ -182,8 +213,13 @@ def _progress() -> Iterator[Any]:
         TimeElapsedColumn,
     )
 
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-               DownloadColumn(), TimeElapsedColumn())
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, transient=False) as progress:
         yield progress
 
@@ -243,8 +279,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from respmatrix.selection import Selection
 
     if args.provider == "docker":
-        raise CommandError("the docker provider is not available yet; use --provider binary",
-                           EXIT_USAGE)
+        raise CommandError(
+            "the docker provider is not available yet; use --provider binary", EXIT_USAGE
+        )
     catalog = _catalog()
     urls = dict(_split_url(item) for item in args.engine_url)
     try:
@@ -256,16 +293,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.provider == "external":
         missing = [e for e in selection.engines if e not in urls]
         if missing:
-            raise CommandError(f"--provider external needs --engine-url for {', '.join(missing)}",
-                               EXIT_USAGE)
+            raise CommandError(
+                f"--provider external needs --engine-url for {', '.join(missing)}", EXIT_USAGE
+            )
     suites = (args.suites or data_dir("suites")).resolve()
     if args.families:
         known = {p.name for p in suites.iterdir() if p.is_dir()}
         unknown = {f.strip() for f in args.families.split(",")} - known
         if unknown:
+            listed = ", ".join(sorted(known))
             raise CommandError(
-                f"unknown families: {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}",
-                EXIT_USAGE,
+                f"unknown families: {', '.join(sorted(unknown))}; known: {listed}", EXIT_USAGE
             )
     local = [catalog.get(e) for e in selection.engines if e not in urls]
     if local:

@@ -31,8 +31,9 @@ class CaseFile(pytest.File):
         if session.families and case.family not in session.families:
             return
         for target in session.selection.targets(case.protocols):
-            yield CaseItem.from_parent(self, name=f"{case.name}[{target.id}]", case=case,
-                                       target=target)
+            yield CaseItem.from_parent(
+                self, name=f"{case.name}[{target.id}]", case=case, target=target
+            )
 
 
 class CaseItem(pytest.Item):
@@ -74,7 +75,9 @@ class CaseItem(pytest.Item):
             if outcome.divergence:
                 lines.append(f"  registry entry: {outcome.divergence}")
             for index, step in enumerate(outcome.detail.get("transcript", ()), 1):
-                lines.append(f"  {index}. {json.dumps(step['send'])} -> {json.dumps(step['reply'])}")
+                lines.append(
+                    f"  {index}. {json.dumps(step['send'])} -> {json.dumps(step['reply'])}"
+                )
             lines.append(f"  case file: {self.case.path}")
             return "\n".join(lines)
         return super().repr_failure(excinfo)

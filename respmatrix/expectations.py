@@ -41,11 +41,7 @@ def mismatch(expected: Expectation, observed: Any) -> str | None:
         texts = [observed.message]
         if observed.code_dropped:
             texts.append(f"ERR {observed.message}")
-        ok = (
-            want in texts
-            if kind == "error"
-            else any(re.search(want, t) for t in texts)
-        )
+        ok = want in texts if kind == "error" else any(re.search(want, t) for t in texts)
         return None if ok else f"expected error {want!r}, got error {observed.message!r}"
     if isinstance(observed, RespError):
         return f"expected {_expected_text(expected)}, got error {observed.message!r}"
@@ -73,7 +69,11 @@ def mismatch(expected: Expectation, observed: Any) -> str | None:
 
 
 def _expected_text(expected: Expectation) -> str:
-    return describe(expected.value) if expected.kind == "value" else f"{expected.kind} {expected.value!r}"
+    return (
+        describe(expected.value)
+        if expected.kind == "value"
+        else f"{expected.kind} {expected.value!r}"
+    )
 
 
 def same(want: Any, got: Any, unordered: bool = False) -> bool:

@@ -22,7 +22,6 @@ from typing import Any
 
 from respmatrix.catalog import EngineSpec
 from respmatrix.clients.resp import RespConnection
-from respmatrix.replies import RespError
 
 
 class EngineStartError(RuntimeError):
@@ -200,13 +199,15 @@ class EngineProcess:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - the child only calls prctl
+            preexec_fn=_die_with_parent,
             start_new_session=True,  # Ctrl-C reaches us only; we stop the server in order
         )
         deadline = began + self.start_timeout
         while True:
             if self._proc.poll() is not None:
-                stderr = self._proc.stderr.read().decode(errors="replace") if self._proc.stderr else ""
+                stderr = (
+                    self._proc.stderr.read().decode(errors="replace") if self._proc.stderr else ""
+                )
                 raise EngineStartError(
                     f"{self.spec.id} exited at start with code {self._proc.returncode}:\n"
                     f"{stderr}{self.log_tail()}"

@@ -25,21 +25,43 @@ _OUTCOME_STATUS = {
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("respmatrix", "respmatrix: real Redis and Valkey engines")
-    group.addoption("--engines", default=os.environ.get("RESPMATRIX_ENGINES", "all"),
-                    help="engine ids, lines (redis, valkey) or 'all', comma separated "
-                    "(default: all)")
-    group.addoption("--clients", default=os.environ.get("RESPMATRIX_CLIENTS", "all"),
-                    help="client modes, comma separated, or 'all' (default: all)")
-    group.addoption("--protocols", default="2,3",
-                    help="RESP protocols: 2, 3 or both (default: 2,3)")
-    group.addoption("--families", default=None,
-                    help="only collect YAML cases of these families, comma separated")
-    group.addoption("--engine-url", action="append", default=[], metavar="ID=URL",
-                    help="use a running server for an engine id instead of starting one")
-    group.addoption("--suites", default=None, metavar="DIR",
-                    help="folder of YAML cases and registry.yaml (default: the shipped suites)")
-    group.addoption("--respmatrix-out", default=None, metavar="DIR",
-                    help="record outcomes and write DIR/results.json")
+    group.addoption(
+        "--engines",
+        default=os.environ.get("RESPMATRIX_ENGINES", "all"),
+        help="engine ids, lines (redis, valkey) or 'all', comma separated (default: all)",
+    )
+    group.addoption(
+        "--clients",
+        default=os.environ.get("RESPMATRIX_CLIENTS", "all"),
+        help="client modes, comma separated, or 'all' (default: all)",
+    )
+    group.addoption(
+        "--protocols", default="2,3", help="RESP protocols: 2, 3 or both (default: 2,3)"
+    )
+    group.addoption(
+        "--families",
+        default=None,
+        help="only collect YAML cases of these families, comma separated",
+    )
+    group.addoption(
+        "--engine-url",
+        action="append",
+        default=[],
+        metavar="ID=URL",
+        help="use a running server for an engine id instead of starting one",
+    )
+    group.addoption(
+        "--suites",
+        default=None,
+        metavar="DIR",
+        help="folder of YAML cases and registry.yaml (default: the shipped suites)",
+    )
+    group.addoption(
+        "--respmatrix-out",
+        default=None,
+        metavar="DIR",
+        help="record outcomes and write DIR/results.json",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -256,19 +278,21 @@ class RespmatrixSession:
             self._recorded.add(f"div:{outcome.divergence}")
             entry = self.registry.get(outcome.divergence).as_dict()
             self.writer.divergence(entry)
-        self.writer.result({
-            "case": case.id,
-            "family": case.family,
-            "claim": case.claim,
-            "features": list(case.features),
-            "engine": target.engine,
-            "client": target.client,
-            "protocol": f"resp{target.protocol}",
-            "outcome": outcome.outcome,
-            "divergence": outcome.divergence,
-            "duration_ms": round(seconds * 1000, 3),
-            "detail": outcome.detail,
-        })
+        self.writer.result(
+            {
+                "case": case.id,
+                "family": case.family,
+                "claim": case.claim,
+                "features": list(case.features),
+                "engine": target.engine,
+                "client": target.client,
+                "protocol": f"resp{target.protocol}",
+                "outcome": outcome.outcome,
+                "divergence": outcome.divergence,
+                "duration_ms": round(seconds * 1000, 3),
+                "detail": outcome.detail,
+            }
+        )
 
     def record_python_test(self, item: pytest.Item, target: Any, report: pytest.TestReport) -> None:
         if report.when == "call" or (report.when == "setup" and not report.passed):
@@ -277,17 +301,19 @@ class RespmatrixSession:
                 outcome = "error"
             marker = item.get_closest_marker("respmatrix_feature")
             module = Path(str(item.path)).stem.removeprefix("test_")
-            self.writer.result({
-                "case": item.nodeid.split("[", 1)[0],
-                "family": module,
-                "features": list(marker.args) if marker else [],
-                "engine": target.engine,
-                "client": target.client,
-                "protocol": f"resp{target.protocol}",
-                "outcome": outcome,
-                "divergence": None,
-                "detail": {"message": str(report.longrepr)[-2000:]} if report.failed else {},
-            })
+            self.writer.result(
+                {
+                    "case": item.nodeid.split("[", 1)[0],
+                    "family": module,
+                    "features": list(marker.args) if marker else [],
+                    "engine": target.engine,
+                    "client": target.client,
+                    "protocol": f"resp{target.protocol}",
+                    "outcome": outcome,
+                    "divergence": None,
+                    "detail": {"message": str(report.longrepr)[-2000:]} if report.failed else {},
+                }
+            )
 
     def finish(self) -> None:
         from respmatrix import results

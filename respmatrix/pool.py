@@ -8,6 +8,7 @@ is by flushing, never by a server per test.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import signal
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,10 +137,9 @@ class EnginePool:
 
     def close(self) -> None:
         for adapter in self._clients.values():
-            try:
+            # closing a dead connection must not stop the cleanup of the rest
+            with contextlib.suppress(Exception):
                 adapter.close()
-            except Exception:  # noqa: S110 - closing a dead connection must not stop cleanup
-                pass
         self._clients.clear()
         for conn in self._admins.values():
             conn.close()

@@ -114,9 +114,7 @@ class DivergenceRegistry:
                     id=item["id"],
                     kind=item["kind"],
                     features=tuple(item["features"]),
-                    ranges={
-                        line: VersionRange.parse(v) for line, v in item[ranges_key].items()
-                    },
+                    ranges={line: VersionRange.parse(v) for line, v in item[ranges_key].items()},
                     note=item["note"].strip(),
                     source=item["source"],
                     reply=item.get("reply"),

@@ -111,7 +111,8 @@ def merge(docs: Iterable[dict[str, Any]]) -> dict[str, Any]:
             known = by_key.get(key)
             if known is not None and known["outcome"] != result["outcome"]:
                 raise MergeConflictError(
-                    "conflicting outcomes for " + " / ".join(key)
+                    "conflicting outcomes for "
+                    + " / ".join(key)
                     + f": {known['outcome']} vs {result['outcome']}"
                 )
             by_key[key] = result
@@ -130,7 +131,9 @@ def validate(doc: dict[str, Any], where: str = "results") -> None:
         jsonschema.validate(doc, _schema())
     except jsonschema.ValidationError as exc:
         path = "/".join(str(p) for p in exc.absolute_path) or "/"
-        raise ResultsFileError(f"{where}: not a valid {SCHEMA_ID} file at {path}: {exc.message}") from None
+        raise ResultsFileError(
+            f"{where}: not a valid {SCHEMA_ID} file at {path}: {exc.message}"
+        ) from None
 
 
 def load(path: Path) -> dict[str, Any]:

@@ -84,8 +84,14 @@ def run_case(
             if why is None:
                 continue
             return _explain_mismatch(
-                index, why, observed, lacking, alternative and diverging[alternative], transcript,
-                step_alternatives=step.alternatives, protocol=protocol,
+                index,
+                why,
+                observed,
+                lacking,
+                alternative and diverging[alternative],
+                transcript,
+                step_alternatives=step.alternatives,
+                protocol=protocol,
             )
     finally:
         for command in case.cleanup:
@@ -147,7 +153,9 @@ def _explain_mismatch(
         )
         return Outcome("fail", entry.id, detail)
     if alternative is not None:
-        detail["message"] = f"registered divergence {alternative.id!r} predicts another reply: {why}"
+        detail["message"] = (
+            f"registered divergence {alternative.id!r} predicts another reply: {why}"
+        )
         return Outcome("fail", alternative.id, detail)
     detail["message"] = why
     if step_alternatives:

@@ -42,9 +42,7 @@ class Selection:
     protocols: tuple[int, ...]
 
     @classmethod
-    def parse(
-        cls, catalog: EngineCatalog, engines: str, clients: str, protocols: str
-    ) -> Selection:
+    def parse(cls, catalog: EngineCatalog, engines: str, clients: str, protocols: str) -> Selection:
         return cls(
             tuple(e.id for e in catalog.select(engines)),
             tuple(select_clients(clients)),

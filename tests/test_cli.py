@@ -17,8 +17,13 @@ from respmatrix import results
 
 
 def respmatrix(*args: str, cwd: Path | None = None, timeout: int = 300):
-    return subprocess.run([sys.executable, "-m", "respmatrix", *args], capture_output=True,
-                          text=True, cwd=cwd, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "respmatrix", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+    )
 
 
 def one_error_line(proc: subprocess.CompletedProcess) -> str:
@@ -48,10 +53,23 @@ def test_bad_input_gives_one_clear_error(args, code, text) -> None:
 def test_unreachable_engine_url_is_an_error_not_a_pass(tmp_path: Path) -> None:
     from respmatrix.launcher import free_port
 
-    proc = respmatrix("run", "--engines", "valkey-9.1", "--clients", "raw", "--protocols", "2",
-                      "--families", "strings", "--engine-url",
-                      f"valkey-9.1=redis://127.0.0.1:{free_port()}", "-n", "0",
-                      "--out", str(tmp_path))
+    proc = respmatrix(
+        "run",
+        "--engines",
+        "valkey-9.1",
+        "--clients",
+        "raw",
+        "--protocols",
+        "2",
+        "--families",
+        "strings",
+        "--engine-url",
+        f"valkey-9.1=redis://127.0.0.1:{free_port()}",
+        "-n",
+        "0",
+        "--out",
+        str(tmp_path),
+    )
     assert proc.returncode == 1
     doc = results.load(tmp_path / "results.json")
     assert doc["results"] and {r["outcome"] for r in doc["results"]} == {"error"}
@@ -70,14 +88,31 @@ def test_engines_list_json() -> None:
     proc = respmatrix("engines", "list", "--json")
     assert proc.returncode == 0
     rows = json.loads(proc.stdout)
-    assert [r["id"] for r in rows] == ["redis-7.2", "redis-7.4", "redis-8.0", "redis-8.2",
-                                       "valkey-8.0", "valkey-8.1", "valkey-9.0", "valkey-9.1"]
+    assert [r["id"] for r in rows] == [
+        "redis-7.2",
+        "redis-7.4",
+        "redis-8.0",
+        "redis-8.2",
+        "valkey-8.0",
+        "valkey-8.1",
+        "valkey-9.0",
+        "valkey-9.1",
+    ]
     assert all(r["installed"] for r in rows), "run `respmatrix engines install all` first"
 
 
 def test_run_writes_valid_results_and_matrix(tmp_path: Path) -> None:
-    proc = respmatrix("run", "--engines", "redis-7.2,valkey-9.1", "--families", "strings",
-                      "-n", "0", "--out", str(tmp_path))
+    proc = respmatrix(
+        "run",
+        "--engines",
+        "redis-7.2,valkey-9.1",
+        "--families",
+        "strings",
+        "-n",
+        "0",
+        "--out",
+        str(tmp_path),
+    )
     assert proc.returncode == 0, proc.stdout[-3000:]
     doc = results.load(tmp_path / "results.json")  # validates against the JSON Schema
     assert set(doc["engines"]) == {"redis-7.2", "valkey-9.1"}
@@ -85,8 +120,11 @@ def test_run_writes_valid_results_and_matrix(tmp_path: Path) -> None:
     assert set(doc["clients"]) == {"raw", "redis-py", "valkey-py"}
     outcomes = {r["outcome"] for r in doc["results"]}
     assert outcomes <= {"pass", "unsupported", "divergent"}
-    ifeq = {(r["engine"], r["outcome"]) for r in doc["results"]
-            if r["case"] == "strings/SET/ifeq-replaces-on-match"}
+    ifeq = {
+        (r["engine"], r["outcome"])
+        for r in doc["results"]
+        if r["case"] == "strings/SET/ifeq-replaces-on-match"
+    }
     assert ifeq == {("redis-7.2", "unsupported"), ("valkey-9.1", "pass")}
     matrix = (tmp_path / "matrix.md").read_text()
     assert "| strings |" in matrix and "`set-ifeq`" in matrix
@@ -107,16 +145,32 @@ def servers_with(token: str) -> set[int]:
 def test_ctrl_c_keeps_partial_results_and_leaves_no_server(tmp_path: Path) -> None:
     token = f"RESPMATRIX_TEST_TOKEN={uuid.uuid4()}"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "respmatrix", "run", "--engines", "all", "-n", "2",
-         "--out", str(tmp_path)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "respmatrix",
+            "run",
+            "--engines",
+            "all",
+            "-n",
+            "2",
+            "--out",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
         env={**os.environ, token.split("=")[0]: token.split("=")[1]},
     )
     parts = tmp_path / ".parts"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        lines = sum(p.read_text().count('"type": "result"') for p in parts.glob("*.jsonl")) \
-            if parts.exists() else 0
+        lines = (
+            sum(p.read_text().count('"type": "result"') for p in parts.glob("*.jsonl"))
+            if parts.exists()
+            else 0
+        )
         if lines >= 20:
             break
         time.sleep(0.05)

@@ -58,16 +58,16 @@ def test_every_engine_starts_and_identifies(
 def test_identity_mismatch_is_refused(running: dict[str, EngineProcess]) -> None:
     valkey = running["valkey-9.1"]
     wrong = dataclasses.replace(valkey.spec, version="9.1.99")
-    with pytest.raises(EngineIdentityError, match="refusing"):
+    with pytest.raises(EngineIdentityError, match=r"refusing"):
         check_identity(wrong, identify(valkey.host, valkey.port), "test server")
     as_redis = dataclasses.replace(valkey.spec, line="redis")
-    with pytest.raises(EngineIdentityError, match="identifies as valkey 9.1.2"):
+    with pytest.raises(EngineIdentityError, match=r"identifies as valkey 9.1.2"):
         check_identity(as_redis, identify(valkey.host, valkey.port), "test server")
 
 
 def test_missing_binary_names_the_install_command(catalog: EngineCatalog, tmp_path) -> None:
     spec = catalog.get("valkey-9.1")
-    with pytest.raises(EngineStartError, match="respmatrix engines install valkey-9.1"):
+    with pytest.raises(EngineStartError, match=r"respmatrix engines install valkey-9.1"):
         EngineProcess(spec, tmp_path / "nope" / "valkey-server").start()
 
 
@@ -76,9 +76,10 @@ def test_server_that_exits_at_start_shows_its_log(
 ) -> None:
     spec = catalog.get("valkey-9.1")
     require_installed(store, spec)
-    process = EngineProcess(spec, store.server_path(spec), store.server_env(spec),
-                            extra_args=("--no-such-option", "1"))
-    with pytest.raises(EngineStartError, match="(?i)no-such-option|bad directive"):
+    process = EngineProcess(
+        spec, store.server_path(spec), store.server_env(spec), extra_args=("--no-such-option", "1")
+    )
+    with pytest.raises(EngineStartError, match=r"(?i)no-such-option|bad directive"):
         process.start()
     assert process.workdir is None
 

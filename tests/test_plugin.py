@@ -38,15 +38,22 @@ def test_fixtures_give_running_engines_and_clients(pytester: pytest.Pytester) ->
         """
     )
     result = pytester.runpytest_subprocess(
-        "-p", "no:cacheprovider", "--engines", "redis-7.2,valkey-9.1",
-        "--clients", "raw,redis-py", "-v",
+        "-p",
+        "no:cacheprovider",
+        "--engines",
+        "redis-7.2,valkey-9.1",
+        "--clients",
+        "raw,redis-py",
+        "-v",
     )
     result.assert_outcomes(passed=2 * 8 + 4 + 2, skipped=4)
-    result.stdout.fnmatch_lines([
-        "*test_set_get?valkey-9.1-redis-py-resp3? PASSED*",
-        "*test_delifeq?redis-7.2-raw-resp2? SKIPPED*",
-        "*test_engine_only?valkey-9.1? PASSED*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*test_set_get?valkey-9.1-redis-py-resp3? PASSED*",
+            "*test_delifeq?redis-7.2-raw-resp2? SKIPPED*",
+            "*test_engine_only?valkey-9.1? PASSED*",
+        ]
+    )
 
 
 def test_unknown_engine_is_a_usage_error(pytester: pytest.Pytester) -> None:
@@ -60,7 +67,9 @@ def test_plugin_import_is_cheap() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, respmatrix.plugin; "
-            "print(sorted(m for m in ('redis', 'valkey', 'jsonschema') if m in sys.modules))")
+    code = (
+        "import sys, respmatrix.plugin; "
+        "print(sorted(m for m in ('redis', 'valkey', 'jsonschema') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "[]", out.stderr

@@ -12,22 +12,34 @@ from respmatrix import results
 
 
 def result(case: str, engine: str, outcome: str = "pass") -> dict:
-    return {"case": case, "family": case.split("/")[0], "features": ["f"], "engine": engine,
-            "client": "raw", "protocol": "resp2", "outcome": outcome, "divergence": None,
-            "detail": {}}
+    return {
+        "case": case,
+        "family": case.split("/")[0],
+        "features": ["f"],
+        "engine": engine,
+        "client": "raw",
+        "protocol": "resp2",
+        "outcome": outcome,
+        "divergence": None,
+        "detail": {},
+    }
 
 
 def doc(*items: dict) -> dict:
     d = results.empty_document()
-    d["engines"] = {"valkey-9.1": {"line": "valkey", "version": "9.1.2", "build": "x",
-                                   "provider": "binary"}}
+    d["engines"] = {
+        "valkey-9.1": {"line": "valkey", "version": "9.1.2", "build": "x", "provider": "binary"}
+    }
     d["results"] = list(items)
     return d
 
 
 def test_merge_is_idempotent_and_order_independent() -> None:
-    shards = [doc(result("a/x", "valkey-9.1")), doc(result("a/y", "valkey-9.1")),
-              doc(result("a/x", "valkey-9.1"))]
+    shards = [
+        doc(result("a/x", "valkey-9.1")),
+        doc(result("a/y", "valkey-9.1")),
+        doc(result("a/x", "valkey-9.1")),
+    ]
     once = results.merge(shards)
     shuffled = shards[:]
     random.Random(4).shuffle(shuffled)
@@ -37,15 +49,15 @@ def test_merge_is_idempotent_and_order_independent() -> None:
 
 
 def test_merge_refuses_conflicting_duplicates() -> None:
-    with pytest.raises(results.MergeConflictError, match="a/x / valkey-9.1 / raw / resp2"):
-        results.merge([doc(result("a/x", "valkey-9.1")),
-                       doc(result("a/x", "valkey-9.1", "fail"))])
+    with pytest.raises(results.MergeConflictError, match=r"a/x / valkey-9.1 / raw / resp2"):
+        results.merge([doc(result("a/x", "valkey-9.1")), doc(result("a/x", "valkey-9.1", "fail"))])
 
 
 def test_writer_streams_and_a_torn_line_is_skipped(tmp_path: Path) -> None:
     writer = results.ResultsWriter(tmp_path, "gw0")
-    writer.engine("valkey-9.1", {"line": "valkey", "version": "9.1.2", "build": "b",
-                                 "provider": "binary"})
+    writer.engine(
+        "valkey-9.1", {"line": "valkey", "version": "9.1.2", "build": "b", "provider": "binary"}
+    )
     writer.result(result("a/x", "valkey-9.1"))
     # the line is on disk before close: a crash keeps it
     assert '"a/x"' in writer.path.read_text()
@@ -59,10 +71,10 @@ def test_writer_streams_and_a_torn_line_is_skipped(tmp_path: Path) -> None:
 def test_malformed_files_give_one_clear_error(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    with pytest.raises(results.ResultsFileError, match="not JSON"):
+    with pytest.raises(results.ResultsFileError, match=r"not JSON"):
         results.load(bad)
     bad.write_text(json.dumps({"schema": "respmatrix/results/v1", "results": []}))
-    with pytest.raises(results.ResultsFileError, match="not a valid respmatrix/results/v1"):
+    with pytest.raises(results.ResultsFileError, match=r"not a valid respmatrix/results/v1"):
         results.load(bad)
-    with pytest.raises(results.ResultsFileError, match="no such results file"):
+    with pytest.raises(results.ResultsFileError, match=r"no such results file"):
         results.load(tmp_path / "missing.json")

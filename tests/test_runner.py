@@ -44,24 +44,46 @@ REGISTRY = {
     ]
 }
 
-IFEQ = {"claim": "SET IFEQ replaces on match", "features": ["set-ifeq"], "steps": [
-    {"send": ["SET", "k", "v1"], "expect": "OK"},
-    {"send": ["SET", "k", "v2", "IFEQ", "v1"], "expect": "OK"},
-    {"send": ["GET", "k"], "expect": "v2"},
-]}
-LAZY = {"claim": "lazyfree-lazy-user-del defaults to no", "features": ["lazyfree"], "steps": [
-    {"send": ["CONFIG", "GET", "lazyfree-lazy-user-del"],
-     "expect_resp2": ["lazyfree-lazy-user-del", "no"],
-     "expect_resp3": {"lazyfree-lazy-user-del": "no"},
-     "divergent": {"lazyfree-on": {"expect_resp2": ["lazyfree-lazy-user-del", "yes"],
-                                   "expect_resp3": {"lazyfree-lazy-user-del": "yes"}}}},
-]}
-WRONG = {"claim": "a deliberately wrong expectation", "features": ["append"], "steps": [
-    {"send": ["APPEND", "k", "abc"], "expect": 4},
-]}
-STALE = {"claim": "GET of a missing key is nil", "features": ["plain-get"], "steps": [
-    {"send": ["GET", "nokey"], "expect": None},
-]}
+IFEQ = {
+    "claim": "SET IFEQ replaces on match",
+    "features": ["set-ifeq"],
+    "steps": [
+        {"send": ["SET", "k", "v1"], "expect": "OK"},
+        {"send": ["SET", "k", "v2", "IFEQ", "v1"], "expect": "OK"},
+        {"send": ["GET", "k"], "expect": "v2"},
+    ],
+}
+LAZY = {
+    "claim": "lazyfree-lazy-user-del defaults to no",
+    "features": ["lazyfree"],
+    "steps": [
+        {
+            "send": ["CONFIG", "GET", "lazyfree-lazy-user-del"],
+            "expect_resp2": ["lazyfree-lazy-user-del", "no"],
+            "expect_resp3": {"lazyfree-lazy-user-del": "no"},
+            "divergent": {
+                "lazyfree-on": {
+                    "expect_resp2": ["lazyfree-lazy-user-del", "yes"],
+                    "expect_resp3": {"lazyfree-lazy-user-del": "yes"},
+                }
+            },
+        },
+    ],
+}
+WRONG = {
+    "claim": "a deliberately wrong expectation",
+    "features": ["append"],
+    "steps": [
+        {"send": ["APPEND", "k", "abc"], "expect": 4},
+    ],
+}
+STALE = {
+    "claim": "GET of a missing key is nil",
+    "features": ["plain-get"],
+    "steps": [
+        {"send": ["GET", "nokey"], "expect": None},
+    ],
+}
 
 
 @pytest.fixture

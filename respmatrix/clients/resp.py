@@ -6,6 +6,7 @@ values of :mod:`respmatrix.replies`, so what it returns is what the engine said.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from typing import Any
 
@@ -55,10 +56,8 @@ class RespConnection:
         self.pushes: list[PushReply] = []
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self._sock.close()
-        except OSError:
-            pass
 
     def __enter__(self) -> RespConnection:
         return self

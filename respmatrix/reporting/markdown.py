@@ -7,8 +7,14 @@ from typing import Any
 
 from respmatrix.runner import OUTCOMES
 
-_SYMBOL = {"pass": "✓", "fail": "✗", "unsupported": "—", "divergent": "≠", "error": "!",
-           "skipped": "s"}
+_SYMBOL = {
+    "pass": "✓",
+    "fail": "✗",
+    "unsupported": "—",
+    "divergent": "≠",
+    "error": "!",
+    "skipped": "s",
+}
 
 
 def _cell(counts: Counter[str]) -> str:
@@ -50,9 +56,14 @@ def render_matrix(doc: dict[str, Any]) -> str:
         )
     clients = doc.get("clients", {})
     if clients:
-        lines += ["", "Clients: " + ", ".join(
-            f"{cid} ({c['package']} {c['version']})" for cid, c in sorted(clients.items())
-        ) + "."]
+        lines += [
+            "",
+            "Clients: "
+            + ", ".join(
+                f"{cid} ({c['package']} {c['version']})" for cid, c in sorted(clients.items())
+            )
+            + ".",
+        ]
     lines += ["", "## Outcomes by family", ""]
     lines.append("| family | " + " | ".join(engines) + " |")
     lines.append("|---|" + "---|" * len(engines))
@@ -73,8 +84,13 @@ def _divergences(doc: dict[str, Any]) -> list[str]:
             seen[result["divergence"]][result["outcome"]].add(result["engine"])
     if not seen:
         return []
-    lines = ["", "## Divergences observed", "",
-             "| id | kind | engines | note | source |", "|---|---|---|---|---|"]
+    lines = [
+        "",
+        "## Divergences observed",
+        "",
+        "| id | kind | engines | note | source |",
+        "|---|---|---|---|---|",
+    ]
     entries = doc.get("divergences", {})
     for div_id in sorted(seen):
         entry = entries.get(div_id, {})
