@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -202,8 +203,33 @@ def cmd_engines_list(args: argparse.Namespace) -> int:
     return 0
 
 
+class LineProgress:
+    """Progress as plain lines, for logs and CI where a live display would print nothing."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[int, tuple[str, float]] = {}
+
+    def add_task(self, description: str, total: float | None = None, **_: Any) -> int:
+        task = len(self._tasks) + 1
+        self._tasks[task] = (description, time.monotonic())
+        print(f"  {description} ...", file=sys.stderr, flush=True)
+        return task
+
+    def update(self, task: int, **_: Any) -> None:
+        pass
+
+    def remove_task(self, task: int) -> None:
+        description, began = self._tasks.pop(task)
+        print(f"  {description}: done in {time.monotonic() - began:.1f}s", file=sys.stderr,
+              flush=True)
+
+
 @contextlib.contextmanager
 def _progress() -> Iterator[Any]:
+    if not sys.stderr.isatty():
+        yield LineProgress()
+        return
+    from rich.console import Console
     from rich.progress import (
         BarColumn,
         DownloadColumn,
@@ -220,7 +246,7 @@ def _progress() -> Iterator[Any]:
         DownloadColumn(),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, transient=False) as progress:
+    with Progress(*columns, transient=False, console=Console(stderr=True)) as progress:
         yield progress
 
 
