@@ -7,14 +7,10 @@ See the README ("How to add a case") for the format; ``schemas/case.schema.yaml`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-import yaml
-
-from respmatrix.datafiles import schema_path
+from respmatrix.datafiles import load_validated
 
 # Keys of a step (or of a divergence alternative) that state what reply is expected.
 EXPECTATION_KEYS = (
@@ -27,10 +23,6 @@ EXPECTATION_KEYS = (
     "match",
     "type",
 )
-
-
-class CaseFormatError(ValueError):
-    """A case file that does not follow the case schema."""
 
 
 @dataclass(frozen=True)
@@ -82,20 +74,9 @@ class Case:
         return self.id.rsplit("/", 1)[-1]
 
 
-@cache
-def _case_schema() -> dict[str, Any]:
-    return yaml.safe_load(schema_path("case.schema.yaml").read_text())
-
-
 def load_case(path: Path, root: Path) -> Case:
     """Read and validate one case file; ``root`` is the suites folder the id is relative to."""
-    try:
-        raw = yaml.safe_load(path.read_text())
-        jsonschema.validate(raw, _case_schema())
-    except (yaml.YAMLError, jsonschema.ValidationError) as exc:
-        message = getattr(exc, "message", None) or str(exc)
-        where = "/".join(str(p) for p in getattr(exc, "absolute_path", ()))
-        raise CaseFormatError(f"{path}: {where + ': ' if where else ''}{message}") from exc
+    raw = load_validated(path, "case.schema.yaml", "case")
     case_id = path.relative_to(root).with_suffix("").as_posix()
     steps = []
     for item in raw["steps"]:

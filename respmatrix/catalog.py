@@ -11,11 +11,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-import yaml
 from packaging.version import Version
 
-from respmatrix.datafiles import data_dir, schema_path
+from respmatrix.datafiles import data_dir, load_validated
 
 LINES = ("redis", "valkey")
 
@@ -57,15 +55,7 @@ class EngineCatalog:
     @classmethod
     def load(cls, path: Path | None = None) -> EngineCatalog:
         path = path or data_dir("engines") / "catalog.yaml"
-        raw = yaml.safe_load(path.read_text())
-        schema = yaml.safe_load(schema_path("catalog.schema.yaml").read_text())
-        try:
-            jsonschema.validate(raw, schema)
-        except jsonschema.ValidationError as exc:
-            where = "/".join(str(p) for p in exc.absolute_path)
-            raise ValueError(
-                f"{path}: invalid engine catalog at {where or '/'}: {exc.message}"
-            ) from exc
+        raw = load_validated(path, "catalog.schema.yaml", "engine catalog")
         engines = []
         for item in raw["engines"]:
             engines.append(

@@ -60,11 +60,12 @@ def _expected_error(exc: Exception) -> int | None:
     """Exit code for the error types a user can cause, None for a bug (show the traceback)."""
     from respmatrix.catalog import UnknownEngineError
     from respmatrix.clients import UnknownClientError
+    from respmatrix.datafiles import DataFileError
     from respmatrix.launcher import EngineIdentityError, EngineStartError
     from respmatrix.results import MergeConflictError, ResultsFileError
     from respmatrix.sources import EngineStoreError
 
-    if isinstance(exc, UnknownEngineError | UnknownClientError | ResultsFileError):
+    if isinstance(exc, UnknownEngineError | UnknownClientError | ResultsFileError | DataFileError):
         return EXIT_USAGE
     if isinstance(
         exc, EngineStoreError | EngineStartError | EngineIdentityError | MergeConflictError
@@ -220,8 +221,9 @@ class LineProgress:
 
     def remove_task(self, task: int) -> None:
         description, began = self._tasks.pop(task)
-        print(f"  {description}: done in {time.monotonic() - began:.1f}s", file=sys.stderr,
-              flush=True)
+        print(
+            f"  {description}: done in {time.monotonic() - began:.1f}s", file=sys.stderr, flush=True
+        )
 
 
 @contextlib.contextmanager

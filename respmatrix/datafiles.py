@@ -6,7 +6,9 @@ In a checkout they sit beside the package; in an installed wheel they are shippe
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 _PACKAGE = Path(__file__).resolve().parent
 
@@ -17,6 +19,34 @@ def data_dir(name: str) -> Path:
         if candidate.is_dir():
             return candidate
     raise FileNotFoundError(f"respmatrix data folder {name!r} not found beside {_PACKAGE}")
+
+
+class DataFileError(ValueError):
+    """A data file (catalog, registry, case) that is not valid YAML or breaks its schema."""
+
+
+def load_validated(path: Path, schema_name: str, what: str) -> Any:
+    """Read a YAML data file and validate it against one of the shipped schemas."""
+    import jsonschema
+    import yaml
+
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise DataFileError(f"{path}: cannot read {what}: {exc}") from None
+    try:
+        jsonschema.validate(raw, _schema(schema_name))
+    except jsonschema.ValidationError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "/"
+        raise DataFileError(f"{path}: invalid {what} at {where}: {exc.message}") from None
+    return raw
+
+
+@cache
+def _schema(name: str) -> Any:
+    import yaml
+
+    return yaml.safe_load(schema_path(name).read_text(encoding="utf-8"))
 
 
 def schema_path(name: str) -> Path:

@@ -14,12 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-import yaml
 from packaging.version import Version
 
 from respmatrix.catalog import EngineSpec
-from respmatrix.datafiles import data_dir, schema_path
+from respmatrix.datafiles import DataFileError, data_dir, load_validated
 
 
 @dataclass(frozen=True)
@@ -95,18 +93,12 @@ class DivergenceRegistry:
     @classmethod
     def load(cls, path: Path | None = None) -> DivergenceRegistry:
         path = path or data_dir("suites") / "registry.yaml"
-        raw = yaml.safe_load(path.read_text())
-        schema = yaml.safe_load(schema_path("registry.schema.yaml").read_text())
-        try:
-            jsonschema.validate(raw, schema)
-        except jsonschema.ValidationError as exc:
-            where = "/".join(str(p) for p in exc.absolute_path)
-            raise ValueError(f"{path}: invalid registry entry at {where}: {exc.message}") from exc
+        raw = load_validated(path, "registry.schema.yaml", "divergence registry")
         entries = []
         seen: set[str] = set()
         for item in raw["divergences"]:
             if item["id"] in seen:
-                raise ValueError(f"{path}: duplicate divergence id {item['id']!r}")
+                raise DataFileError(f"{path}: duplicate divergence id {item['id']!r}")
             seen.add(item["id"])
             ranges_key = "support" if item["kind"] == "unsupported" else "applies"
             entries.append(

@@ -17,6 +17,18 @@ from respmatrix.store import EngineStore
 
 pytest_plugins = ["pytester"]
 
+# The matrix the project promises, in catalog order.
+ENGINE_IDS = [
+    "redis-7.2",
+    "redis-7.4",
+    "redis-8.0",
+    "redis-8.2",
+    "valkey-8.0",
+    "valkey-8.1",
+    "valkey-9.0",
+    "valkey-9.1",
+]
+
 
 def pytest_configure(config: pytest.Config) -> None:
     """Install missing engines once, in the controller, before any xdist worker starts.

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from respmatrix import results
+from tests.conftest import ENGINE_IDS
 
 
 def respmatrix(*args: str, cwd: Path | None = None, timeout: int = 300):
@@ -88,16 +89,7 @@ def test_engines_list_json() -> None:
     proc = respmatrix("engines", "list", "--json")
     assert proc.returncode == 0
     rows = json.loads(proc.stdout)
-    assert [r["id"] for r in rows] == [
-        "redis-7.2",
-        "redis-7.4",
-        "redis-8.0",
-        "redis-8.2",
-        "valkey-8.0",
-        "valkey-8.1",
-        "valkey-9.0",
-        "valkey-9.1",
-    ]
+    assert [r["id"] for r in rows] == ENGINE_IDS
     assert all(r["installed"] for r in rows), "run `respmatrix engines install all` first"
 
 

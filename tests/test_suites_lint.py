@@ -12,6 +12,7 @@ from respmatrix.cases import discover_cases
 from respmatrix.catalog import EngineCatalog
 from respmatrix.datafiles import data_dir
 from respmatrix.registry import DivergenceRegistry
+from tests.conftest import ENGINE_IDS
 
 SUITES = data_dir("suites")
 CASES = discover_cases(SUITES)
@@ -60,16 +61,7 @@ def test_registry_entries_name_real_lines_and_sources() -> None:
 
 def test_catalog_lists_the_eight_engines() -> None:
     catalog = EngineCatalog.load()
-    assert [e.id for e in catalog] == [
-        "redis-7.2",
-        "redis-7.4",
-        "redis-8.0",
-        "redis-8.2",
-        "valkey-8.0",
-        "valkey-8.1",
-        "valkey-9.0",
-        "valkey-9.1",
-    ]
+    assert [e.id for e in catalog] == ENGINE_IDS
     for spec in catalog:
         assert spec.id == f"{spec.line}-{spec.minor}"
         assert all(re.fullmatch(r"[0-9a-f]{64}", s["sha256"]) for s in spec.sources)
