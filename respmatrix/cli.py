@@ -97,6 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     uninstall.set_defaults(func=cmd_engines_uninstall)
     start = engine_cmds.add_parser("start", help="start an engine and keep it running")
     start.add_argument("id")
+    start.add_argument("--port", type=int, default=None, help="port (default: a free one)")
     start.set_defaults(func=cmd_engines_start)
 
     run = commands.add_parser(
@@ -286,7 +287,7 @@ def cmd_engines_start(args: argparse.Namespace) -> int:
     spec = _catalog().get(args.id)
     store = _store()
     install_engines([spec])
-    process = EngineProcess(spec, store.server_path(spec), store.server_env(spec))
+    process = EngineProcess(spec, store.server_path(spec), store.server_env(spec), port=args.port)
     with process:
         ident = process.identity
         print(f"{spec.id} ({ident.line} {ident.version}) listening on redis://{process.address}")

@@ -50,6 +50,15 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
 def _die_with_parent() -> None:
     # Linux only: the server gets SIGKILL when the process that started it dies.
     with contextlib.suppress(OSError, AttributeError):
@@ -126,6 +135,7 @@ class EngineProcess:
         log_dir: Path | None = None,
         extra_args: tuple[str, ...] = (),
         start_timeout: float = 15.0,
+        port: int | None = None,
     ) -> None:
         self.spec = spec
         self.server = server
@@ -133,6 +143,7 @@ class EngineProcess:
         self.log_dir = log_dir
         self.extra_args = extra_args
         self.start_timeout = start_timeout
+        self.requested_port = port
         self.port = 0
         self.workdir: Path | None = None
         self.log_path: Path | None = None
@@ -157,7 +168,7 @@ class EngineProcess:
                 break
             except EngineStartError as exc:
                 # Another process may take the free port between our probe and the bind.
-                port_taken = "Address already in use" in str(exc)
+                port_taken = "Address already in use" in str(exc) and not self.requested_port
                 self.stop()
                 if not port_taken or attempt == attempts - 1:
                     raise
@@ -188,7 +199,12 @@ class EngineProcess:
     def _start_once(self) -> None:
         began = time.perf_counter()
         self.workdir = Path(tempfile.mkdtemp(prefix=f"respmatrix-{self.spec.id}-"))
-        self.port = free_port(self.host)
+        if self.requested_port:
+            self.port = self.requested_port
+            if not port_is_free(self.host, self.port):
+                raise EngineStartError(f"port {self.port} on {self.host} is already in use")
+        else:
+            self.port = free_port(self.host)
         log_dir = self.log_dir or self.workdir
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = log_dir / f"{self.spec.id}-{self.port}.log"

@@ -171,3 +171,30 @@ def test_ctrl_c_keeps_partial_results_and_leaves_no_server(tmp_path: Path) -> No
     doc = results.load(tmp_path / "results.json")
     assert len(doc["results"]) >= 20
     assert servers_with(token) == set()
+
+
+def test_engines_start_serves_until_interrupted() -> None:
+    from respmatrix.clients.resp import RespConnection
+    from respmatrix.launcher import free_port
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "respmatrix", "engines", "start", "redis-7.4", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = proc.stdout.readline()
+        assert f"listening on redis://127.0.0.1:{port}" in line
+        with RespConnection("127.0.0.1", port, protocol=3) as conn:
+            assert conn.hello["version"] == "7.4.1"
+        busy = respmatrix("engines", "start", "valkey-9.1", "--port", str(port))
+        assert busy.returncode == 1
+        assert f"port {port} on 127.0.0.1 is already in use" in one_error_line(busy)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 0 and "redis-7.4 stopped" in out
+    with pytest.raises(OSError):
+        RespConnection("127.0.0.1", port, timeout=1)

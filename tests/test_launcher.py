@@ -110,3 +110,20 @@ def test_engine_dies_with_a_killed_worker(catalog: EngineCatalog, store: EngineS
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert not _alive(pid), "the engine outlived the worker that started it"
+
+
+def test_requested_port_in_use_is_one_clear_error(catalog, store) -> None:
+    import socket
+
+    spec = catalog.get("valkey-9.1")
+    require_installed(store, spec)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        process = EngineProcess(spec, store.server_path(spec), store.server_env(spec), port=port)
+        with pytest.raises(
+            EngineStartError, match=rf"port {port} on 127\.0\.0\.1 is already in use"
+        ):
+            process.start()
+    assert process.workdir is None
