@@ -28,8 +28,6 @@ class CaseFile(pytest.File):
 
         session = self.config.stash[SESSION_KEY]
         case = load_case(self.path, session.suites_root)
-        if session.families and case.family not in session.families:
-            return
         for target in session.selection.targets(case.protocols):
             yield CaseItem.from_parent(
                 self, name=f"{case.name}[{target.id}]", case=case, target=target

@@ -90,6 +90,9 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     from respmatrix.cases import is_case_file
 
     if is_case_file(file_path, session.suites_root):
+        family = file_path.relative_to(session.suites_root).parts[0]
+        if session.families and family not in session.families:
+            return None
         from respmatrix.collect import CaseFile
 
         return CaseFile.from_parent(parent, path=file_path)
