@@ -50,6 +50,33 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
+_WORKDIR_PREFIX = "respmatrix-engine-"
+
+
+def sweep_orphaned_workdirs() -> list[Path]:
+    """Remove engine temp dirs whose owning process is gone (killed with SIGKILL, say).
+
+    The server itself died with its owner (PDEATHSIG); only its folder can be left behind.
+    """
+    removed = []
+    for folder in Path(tempfile.gettempdir()).glob(f"{_WORKDIR_PREFIX}*-*"):
+        owner = folder.name.removeprefix(_WORKDIR_PREFIX).split("-", 1)[0]
+        if owner.isdigit() and not _process_exists(int(owner)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
 def port_is_free(host: str, port: int) -> bool:
     with socket.socket() as sock:
         try:
@@ -198,7 +225,8 @@ class EngineProcess:
 
     def _start_once(self) -> None:
         began = time.perf_counter()
-        self.workdir = Path(tempfile.mkdtemp(prefix=f"respmatrix-{self.spec.id}-"))
+        sweep_orphaned_workdirs()
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"{_WORKDIR_PREFIX}{os.getpid()}-"))
         if self.requested_port:
             self.port = self.requested_port
             if not port_is_free(self.host, self.port):

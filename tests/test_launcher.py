@@ -7,8 +7,10 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +22,7 @@ from respmatrix.launcher import (
     EngineStartError,
     check_identity,
     identify,
+    sweep_orphaned_workdirs,
 )
 from respmatrix.store import EngineStore
 from tests.conftest import require_installed
@@ -110,6 +113,10 @@ def test_engine_dies_with_a_killed_worker(catalog: EngineCatalog, store: EngineS
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert not _alive(pid), "the engine outlived the worker that started it"
+    orphans = list(Path(tempfile.gettempdir()).glob(f"respmatrix-engine-{worker.pid}-*"))
+    assert orphans, "expected the killed worker's engine folder to be left behind"
+    removed = sweep_orphaned_workdirs()  # what the next engine start does first
+    assert set(orphans) <= set(removed) and not any(o.exists() for o in orphans)
 
 
 def test_requested_port_in_use_is_one_clear_error(catalog, store) -> None:
