@@ -48,6 +48,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("respmatrix: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into head and the like
+        sys.stderr.close()
+        return 0
     except Exception as exc:
         known = _expected_error(exc)
         if known is None:
@@ -139,6 +142,27 @@ def _parser() -> argparse.ArgumentParser:
         "--no-install", action="store_true", help="fail instead of installing missing engines"
     )
     run.set_defaults(func=cmd_run)
+
+    coverage = commands.add_parser(
+        "coverage", help="which engine commands the suites exercise, per family and engine"
+    )
+    coverage.add_argument("--engines", default="all", help="engines to ask (default: all)")
+    coverage.add_argument(
+        "--results",
+        type=Path,
+        default=None,
+        help="read the engines' command inventories from a results file",
+    )
+    coverage.add_argument("--families", default=None, help="only these families")
+    coverage.add_argument("--json", action="store_true", help="machine-readable output")
+    coverage.add_argument(
+        "--fail-under",
+        type=float,
+        default=None,
+        metavar="PERCENT",
+        help="exit 1 if a counted family is below this coverage",
+    )
+    coverage.set_defaults(func=cmd_coverage)
 
     report = commands.add_parser("report", help="results files: merge and render")
     report_cmds = report.add_subparsers(title="report commands", metavar="COMMAND")
@@ -380,6 +404,106 @@ def _split_url(item: str) -> tuple[str, str]:
     if not sep or not url:
         raise CommandError(f"--engine-url expects ID=URL, got {item!r}", EXIT_USAGE)
     return engine_id, url
+
+
+# -- coverage -----------------------------------------------------------------------------------
+
+
+def cmd_coverage(args: argparse.Namespace) -> int:
+    from respmatrix import results
+    from respmatrix.cases import discover_cases
+    from respmatrix.coverage import measure
+    from respmatrix.datafiles import data_dir
+
+    suites = data_dir("suites")
+    if args.results is not None:
+        doc = results.load(args.results)
+        inventories = {e: f["commands"] for e, f in doc["engines"].items() if "commands" in f}
+        if not inventories:
+            raise CommandError(f"{args.results} records no command inventories", EXIT_USAGE)
+    else:
+        inventories = _live_inventories(_catalog().select(args.engines))
+    report, unmapped = measure(inventories, discover_cases(suites), suites)
+    if args.families:
+        wanted = {f.strip() for f in args.families.split(",")}
+        unknown = wanted - report.keys()
+        if unknown:
+            raise CommandError(f"unknown families: {', '.join(sorted(unknown))}", EXIT_USAGE)
+        report = {f: c for f, c in report.items() if f in wanted}
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "engines": sorted(inventories),
+                    "families": {f: c.as_dict() for f, c in report.items()},
+                    "unmapped": {g: sorted(c) for g, c in sorted(unmapped.items())},
+                },
+                indent=1,
+            )
+        )
+    else:
+        _print_coverage(report, unmapped, sorted(inventories))
+    if args.fail_under is not None:
+        low = [
+            f for f, c in report.items() if c.percent is not None and c.percent < args.fail_under
+        ]
+        if low:
+            print(f"coverage below {args.fail_under}% in: {', '.join(low)}", file=sys.stderr)
+            return EXIT_FAILED
+    return 0
+
+
+def _live_inventories(specs: Sequence[Any]) -> dict[str, dict[str, str]]:
+    from respmatrix.pool import EnginePool
+
+    install_engines(specs)
+    pool = EnginePool(_catalog())
+    try:
+        return {spec.id: pool.engine(spec.id).facts["commands"] for spec in specs}
+    finally:
+        pool.close()
+
+
+def _print_coverage(
+    report: dict[str, Any], unmapped: dict[str, set[str]], engines: list[str]
+) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    counted = {f: c for f, c in report.items() if c.counted}
+    table = Table(title="coverage of the engines' commands (COMMAND DOCS + COMMAND LIST)")
+    for column in ("family", "commands", "covered", "%", "excluded"):
+        table.add_column(column, justify="left" if column == "family" else "right")
+    for family, cov in report.items():
+        percent = "-" if cov.percent is None else f"{cov.percent:.0f}"
+        table.add_row(
+            family, str(len(cov.commands)), str(len(cov.covered)), percent, str(len(cov.excluded))
+        )
+    console.print(table)
+    if counted:
+        short = [e.replace("redis-", "r").replace("valkey-", "v") for e in engines]
+        per_engine = Table(title="covered / commands the engine has, per family")
+        per_engine.add_column("family")
+        for name in short:
+            per_engine.add_column(name, justify="right")
+        for family, cov in counted.items():
+            cells = (cov.per_engine.get(e, (0, 0)) for e in engines)
+            per_engine.add_row(family, *(f"{c}/{n}" if n else "-" for c, n in cells))
+        console.print(per_engine)
+    for family, cov in report.items():
+        if cov.not_covered:
+            console.print(
+                f"[bold]{family}[/bold] not covered: {', '.join(sorted(cov.not_covered))}"
+            )
+    for family, cov in report.items():
+        if cov.excluded and not cov.counted:
+            console.print(f"excluded family {family}: {next(iter(cov.excluded.values()))}")
+        elif cov.excluded:
+            for command, reason in sorted(cov.excluded.items()):
+                console.print(f"excluded {command} ({family}): {reason}")
+    for group, names in sorted(unmapped.items()):
+        console.print(f"unmapped group {group!r}: {', '.join(sorted(names))}")
 
 
 # -- report -------------------------------------------------------------------------------------

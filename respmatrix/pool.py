@@ -19,6 +19,7 @@ from respmatrix.catalog import EngineCatalog, EngineSpec
 from respmatrix.clients import adapter_class
 from respmatrix.clients.base import ClientAdapter, Endpoint
 from respmatrix.clients.resp import RespConnection
+from respmatrix.inventory import command_inventory
 from respmatrix.launcher import EngineProcess, check_identity, identify
 
 
@@ -78,6 +79,8 @@ class EnginePool:
         except Exception as exc:
             self._failed[engine_id] = exc
             raise
+        # The command inventory rides along in the results, for coverage and availability.
+        running.facts["commands"] = command_inventory(running.endpoint.host, running.endpoint.port)
         self._engines[engine_id] = running
         return running
 

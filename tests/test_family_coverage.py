@@ -1,71 +1,81 @@
-"""Coverage measured from the engines themselves: every command (and subcommand) that any of
-the eight engines lists in a family's COMMAND DOCS group is sent by at least one case of that
-family, unless ``suites/exclusions.yaml`` leaves it out with a reason.
+"""Coverage measured from the engines themselves (``respmatrix coverage``).
+
+Every command and subcommand that any of the eight engines lists for a family is sent by at least
+one case of that family, unless ``suites/exclusions.yaml`` leaves it out with a reason.
 """
 
 from __future__ import annotations
 
-import pytest
-import yaml
+import json
+import subprocess
+import sys
 
-from respmatrix.cases import discover_cases
-from respmatrix.catalog import EngineCatalog
-from respmatrix.clients.resp import RespConnection
+import pytest
+
+from respmatrix.cases import Case, Step
+from respmatrix.coverage import measure
 from respmatrix.datafiles import data_dir
-from respmatrix.launcher import EngineProcess
-from tests.conftest import require_installed
+from tests.conftest import ENGINE_IDS
 
 pytestmark = pytest.mark.engines
-
-# suite family -> COMMAND DOCS group
-FAMILY_GROUPS = {"strings": "string", "keyspace": "generic"}
+FOUNDATION = ("strings", "keyspace")
 
 
 @pytest.fixture(scope="module")
-def inventory(catalog: EngineCatalog, store) -> dict[str, set[str]]:
-    """group -> {"GET", "OBJECT ENCODING", ...}, the union over every engine of the catalog."""
-    found: dict[str, set[str]] = {}
-    for spec in catalog:
-        require_installed(store, spec)
-        with EngineProcess(spec, store.server_path(spec), store.server_env(spec)) as process:
-            docs = RespConnection(process.host, process.port, protocol=3).call("COMMAND", "DOCS")
-        for name, doc in docs.items():
-            group = doc.get("group")
-            found.setdefault(group, set()).add(name.upper())
-            for sub, subdoc in (doc.get("subcommands") or {}).items():
-                found.setdefault(subdoc.get("group", group), set()).add(
-                    sub.upper().replace("|", " ")
-                )
-    return found
+def report() -> dict:
+    proc = subprocess.run(
+        [sys.executable, "-m", "respmatrix", "coverage", "--json", "--engines", "all"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
 
 
-def sent_commands(family: str) -> set[str]:
-    sent = set()
-    for case in discover_cases(data_dir("suites"), {family}):
-        for step in case.steps:
-            if step.send:
-                words = [str(a).upper() for a in step.send[:2]]
-                sent.add(words[0])
-                sent.add(" ".join(words))
-        for command in case.cleanup:
-            sent.add(str(command[0]).upper())
-    return sent
+def test_inventory_comes_from_every_engine(report: dict) -> None:
+    assert report["engines"] == ENGINE_IDS
+    assert report["families"]["strings"]["commands"] >= 22
+    assert "OBJECT ENCODING" in (
+        report["families"]["keyspace"]["covered"] + report["families"]["keyspace"]["not_covered"]
+    )
 
 
-def exclusions() -> dict[str, str]:
-    path = data_dir("suites") / "exclusions.yaml"
-    raw = yaml.safe_load(path.read_text()) if path.exists() else {}
-    return {item["command"]: item["reason"] for item in (raw or {}).get("exclusions", [])}
+@pytest.mark.parametrize("family", FOUNDATION)
+def test_foundation_families_are_fully_covered(report: dict, family: str) -> None:
+    cov = report["families"][family]
+    assert cov["not_covered"] == [], f"{family}: commands without a case: {cov['not_covered']}"
+    assert cov["percent"] == 100.0
+    for engine, counts in cov["engines"].items():
+        assert counts["covered"] == counts["counted"], engine
 
 
-@pytest.mark.parametrize("family", sorted(FAMILY_GROUPS))
-def test_every_command_of_the_family_has_a_case(family: str, inventory) -> None:
-    group = FAMILY_GROUPS[family]
-    assert inventory.get(group), f"no engine lists a {group!r} group"
-    missing = sorted(inventory[group] - sent_commands(family) - exclusions().keys())
-    assert missing == [], f"{family}: commands of group {group!r} without a case: {missing}"
+def test_valkey_only_commands_are_in_the_union(report: dict) -> None:
+    strings = report["families"]["strings"]
+    assert {"DELIFEQ", "MSETEX"} <= set(strings["covered"])
+    assert strings["engines"]["redis-7.2"]["counted"] < strings["engines"]["valkey-9.1"]["counted"]
 
 
-def test_exclusions_have_reasons() -> None:
-    for command, reason in exclusions().items():
-        assert len(reason) > 15, f"{command}: say why it is left out"
+def test_exclusions_are_listed_with_reasons(report: dict) -> None:
+    listed = {r for cov in report["families"].values() for r in cov["excluded"].values()}
+    assert listed and all(len(reason) > 15 for reason in listed)
+
+
+def test_measure_counts_only_what_cases_send(tmp_path) -> None:
+    """A pure check of the arithmetic on a made-up inventory."""
+    case = Case(
+        id="strings/GET/x",
+        family="strings",
+        claim="c",
+        features=("get",),
+        steps=(Step(send=("GET", "k"), raw={}),),
+        cleanup=(),
+        protocols=(2, 3),
+        path=tmp_path,
+    )
+    inventories = {"a": {"GET": "string", "SET": "string"}, "b": {"GET": "string"}}
+    report, unmapped = measure(inventories, [case], data_dir("suites"))
+    strings = report["strings"]
+    assert strings.covered == {"GET"} and strings.not_covered == {"SET"}
+    assert strings.per_engine == {"a": (1, 2), "b": (1, 1)}
+    assert unmapped == {}
