@@ -277,6 +277,9 @@ class RespmatrixSession:
     def record_case(self, case: Any, target: Any, outcome: Any, seconds: float) -> None:
         if self.writer is None:
             return
+        if f"case:{case.id}" not in self._recorded:
+            self._recorded.add(f"case:{case.id}")
+            self.writer.case(case.id, {"claim": case.claim, "path": case.path.name})
         if outcome.divergence and f"div:{outcome.divergence}" not in self._recorded:
             self._recorded.add(f"div:{outcome.divergence}")
             entry = self.registry.get(outcome.divergence).as_dict()
@@ -285,7 +288,6 @@ class RespmatrixSession:
             {
                 "case": case.id,
                 "family": case.family,
-                "claim": case.claim,
                 "features": list(case.features),
                 "engine": target.engine,
                 "client": target.client,

@@ -50,6 +50,9 @@ class ResultsWriter:
     def client(self, client_id: str, package: str, version: str) -> None:
         self._write({"type": "client", "id": client_id, "package": package, "version": version})
 
+    def case(self, case_id: str, facts: dict[str, Any]) -> None:
+        self._write({"type": "case", "id": case_id, **facts})
+
     def divergence(self, entry: dict[str, Any]) -> None:
         self._write({"type": "divergence", **entry})
 
@@ -74,6 +77,8 @@ def read_parts(parts_dir: Path) -> dict[str, Any]:
                 doc["engines"][record.pop("id")] = record
             elif kind == "client":
                 doc["clients"][record.pop("id")] = record
+            elif kind == "case":
+                doc["cases"][record.pop("id")] = record
             elif kind == "divergence":
                 doc["divergences"][record.pop("id")] = record
             elif kind == "result":
@@ -88,6 +93,7 @@ def empty_document() -> dict[str, Any]:
         "tool": {"name": "respmatrix", "version": respmatrix.__version__},
         "engines": {},
         "clients": {},
+        "cases": {},
         "divergences": {},
         "results": [],
     }
@@ -98,10 +104,10 @@ def merge(docs: Iterable[dict[str, Any]]) -> dict[str, Any]:
     merged = empty_document()
     by_key: dict[tuple[str, ...], dict[str, Any]] = {}
     for doc in docs:
-        for section in ("engines", "clients", "divergences"):
+        for section in ("engines", "clients", "cases", "divergences"):
             for key, value in doc.get(section, {}).items():
                 known = merged[section].get(key)
-                if known is not None and known != value and section != "divergences":
+                if known is not None and known != value and section in ("engines", "clients"):
                     raise MergeConflictError(
                         f"{section[:-1]} {key!r} differs between inputs: {known} vs {value}"
                     )
@@ -153,5 +159,9 @@ def write(doc: dict[str, Any], path: Path) -> None:
     validate(doc, str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=1, ensure_ascii=False, sort_keys=False) + "\n")
+    # One result per line: compact enough for tens of thousands of results, still diffable.
+    body = {k: v for k, v in doc.items() if k != "results"}
+    text = json.dumps(body, indent=1, ensure_ascii=False)[:-2]
+    lines = ",\n".join(json.dumps(r, ensure_ascii=False, sort_keys=True) for r in doc["results"])
+    tmp.write_text(f'{text},\n "results": [\n{lines}\n ]\n}}\n', encoding="utf-8")
     tmp.replace(path)
