@@ -142,12 +142,15 @@ def _explain_mismatch(
 ) -> Outcome:
     detail: dict[str, Any] = {"step": index + 1, "transcript": transcript.steps}
     if lacking and isinstance(observed, RespError):
+        # Several entries may apply (a case can touch two missing features): any whose
+        # registered refusal matches explains the error.
+        for entry in lacking:
+            pattern = (entry.reply or {}).get("error_match")
+            if pattern is None or mismatch(Expectation("error_match", pattern), observed) is None:
+                detail.update(message=entry.note, source=entry.source, observed=observed.message)
+                return Outcome("unsupported", entry.id, detail)
         entry = lacking[0]
         pattern = (entry.reply or {}).get("error_match")
-
-        if pattern is None or mismatch(Expectation("error_match", pattern), observed) is None:
-            detail.update(message=entry.note, source=entry.source, observed=observed.message)
-            return Outcome("unsupported", entry.id, detail)
         detail["message"] = (
             f"registry entry {entry.id!r} expects an engine without the feature to answer "
             f"an error matching {pattern!r}; got {describe(observed)}"
