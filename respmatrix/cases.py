@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from respmatrix.datafiles import load_validated
 
 # Keys of a step (or of a divergence alternative) that state what reply is expected.
@@ -23,6 +25,20 @@ EXPECTATION_KEYS = (
     "match",
     "type",
 )
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """``!match REGEX`` inside an expected value: a string fully matching the regex."""
+
+    regex: str
+
+
+class CaseLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """The safe YAML loader plus the ``!match`` tag."""
+
+
+CaseLoader.add_constructor("!match", lambda loader, node: Pattern(loader.construct_scalar(node)))
 
 
 @dataclass(frozen=True)
@@ -52,6 +68,21 @@ class Step:
     sleep_ms: int = 0
     alternatives: dict[str, dict[str, Any]] = field(default_factory=dict)
 
+    def alternative_for(self, divergence: str, protocol: int) -> dict[str, Any] | None:
+        """The alternative this step states for ``divergence`` under ``protocol``, if any.
+
+        An alternative giving only ``expect_resp2`` says the difference shows in RESP2 only.
+        """
+        alternative = self.alternatives.get(divergence)
+        if alternative is None:
+            return None
+        keys = set(alternative) & set(EXPECTATION_KEYS)
+        if not keys - {f"expect_resp{5 - protocol}"}:
+            return None  # stated for the other protocol only
+        if self.expectation(protocol, divergence) == self.expectation(protocol):
+            return None  # same reply as the reference under this protocol: no difference here
+        return alternative
+
     def expectation(self, protocol: int, divergence: str | None = None) -> Expectation:
         raw = self.alternatives[divergence] if divergence else self.raw
         unordered = bool(raw.get("unordered", self.raw.get("unordered", False)))
@@ -76,7 +107,7 @@ class Case:
 
 def load_case(path: Path, root: Path) -> Case:
     """Read and validate one case file; ``root`` is the suites folder the id is relative to."""
-    raw = load_validated(path, "case.schema.yaml", "case")
+    raw = load_validated(path, "case.schema.yaml", "case", loader=CaseLoader)
     case_id = path.relative_to(root).with_suffix("").as_posix()
     steps = []
     for item in raw["steps"]:

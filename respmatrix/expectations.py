@@ -8,7 +8,7 @@ import re
 import time
 from typing import Any
 
-from respmatrix.cases import Expectation
+from respmatrix.cases import Expectation, Pattern
 from respmatrix.replies import PushReply, RespError, SetReply
 
 _TYPES: dict[str, tuple[type, ...]] = {
@@ -78,6 +78,8 @@ def _expected_text(expected: Expectation) -> str:
 
 def same(want: Any, got: Any, unordered: bool = False) -> bool:
     """Deep equality with strict types (1 is not True, 1 is not 1.0), sets without order."""
+    if isinstance(want, Pattern):
+        return isinstance(got, str) and re.fullmatch(want.regex, got, re.DOTALL) is not None
     if isinstance(want, bool) or isinstance(got, bool):
         return type(want) is type(got) and want == got
     if isinstance(want, float) or isinstance(got, float):
@@ -107,6 +109,8 @@ def jsonable(value: Any) -> Any:
     """A JSON-ready rendering of a reply, for results details."""
     if isinstance(value, RespError):
         return {"error": value.message}
+    if isinstance(value, Pattern):
+        return {"match": value.regex}
     if isinstance(value, bytes):
         return {"hex": value.hex()}
     if isinstance(value, PushReply):

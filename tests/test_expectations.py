@@ -48,3 +48,22 @@ def test_range_and_match() -> None:
     assert mismatch(Expectation("match", r"\d+"), "12a") is not None
     assert mismatch(Expectation("type", "integer"), 3) is None
     assert mismatch(Expectation("type", "integer"), True) is not None
+
+
+def test_match_tag_inside_values(tmp_path) -> None:
+    from respmatrix.cases import load_case
+
+    (tmp_path / "geo").mkdir()
+    path = tmp_path / "geo" / "pos.yaml"
+    path.write_text(
+        "claim: coordinates come back close to what was stored\n"
+        "features: [geopos]\n"
+        "steps:\n"
+        "  - send: [GEOPOS, k, m]\n"
+        "    expect: [[!match '^13\\.36138[0-9]*$', '38.11']]\n"
+    )
+    case = load_case(path, tmp_path)
+    expectation = case.steps[0].expectation(2)
+    assert mismatch(expectation, [["13.361389338970184", "38.11"]]) is None
+    assert mismatch(expectation, [["13.36", "38.11"]]) is not None
+    assert "match" in mismatch(expectation, [[1, "38.11"]])

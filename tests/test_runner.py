@@ -125,3 +125,46 @@ def test_outcomes(tree: Path, running, client: str, protocol: int) -> None:
     stale = outcome(tree, "stale", valkey, client, protocol)
     assert (stale.outcome, stale.divergence) == ("fail", "stale-claim")
     assert "stale registry entry" in stale.detail["message"]
+
+
+def test_alternative_for_one_protocol_only(tmp_path: Path, running) -> None:
+    """An alternative stated for RESP2 only: RESP3 must pass plainly, not be called divergent."""
+    registry = {
+        "divergences": [
+            {
+                "id": "resp2-only",
+                "kind": "divergent",
+                "features": ["synthetic"],
+                "applies": {"redis": False, "valkey": True},
+                "note": "A made-up difference for this test.",
+                "source": "https://valkey.io/",
+            }
+        ]
+    }
+    case = {
+        "claim": "a difference declared for RESP2 only",
+        "features": ["synthetic"],
+        "steps": [
+            {"send": ["SET", "k", "v"], "expect": "OK"},
+            {
+                "send": ["GET", "k"],
+                "expect_resp2": "other",
+                "expect_resp3": "v",
+                "divergent": {"resp2-only": {"expect_resp2": "v"}},
+            },
+        ],
+    }
+    (tmp_path / "registry.yaml").write_text(yaml.safe_dump(registry))
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "one.yaml").write_text(yaml.safe_dump(case))
+    got = {
+        (engine, protocol): outcome(tmp_path, "one", running[engine], "raw", protocol).outcome
+        for engine in ("valkey-9.1", "redis-7.2")
+        for protocol in (2, 3)
+    }
+    assert got == {
+        ("valkey-9.1", 2): "divergent",
+        ("valkey-9.1", 3): "pass",
+        ("redis-7.2", 2): "fail",
+        ("redis-7.2", 3): "pass",
+    }
