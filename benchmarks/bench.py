@@ -253,30 +253,47 @@ def _measure(
             row.harness.append(end - middle)
 
 
-def print_overhead(rows: Sequence[Overhead], engine_id: str, rounds: int) -> float:
+def print_overhead(
+    rows: Sequence[Overhead], engine_id: str, rounds: int, per_case: bool = False
+) -> float:
+    """One line per family (every case with ``per_case``), the worst cases, and the means."""
     section(
         f"(b) harness overhead per case on {engine_id}, raw client, {rounds} rounds each "
         f"(target: <= {OVERHEAD_TARGET_MS} ms beyond the case's own round trips)"
     )
-    out = []
-    for r in rows:
-        out.append([
-            f"{r.case} resp{r.protocol}", r.outcome, r.round_trips,
-            fmt(r.harness_mean), fmt(r.raw_mean), fmt(r.overhead), f"{r.ratio:.2f}x",
-        ])  # fmt: skip
-    print(table(["case", "outcome", "rtts", "harness ms", "raw ms", "overhead ms", "ratio"], out))
     if not rows:
         print("no cases found")
         return float("nan")
+    headers = ["", "n", "rtts", "harness ms", "raw ms", "overhead ms", "max ovh ms", "ratio"]
+    groups: dict[str, list[Overhead]] = {}
+    for r in rows:
+        key = f"{r.case} resp{r.protocol} ({r.outcome})" if per_case else r.case.split("/")[0]
+        groups.setdefault(key, []).append(r)
+    groups["all"] = list(rows)
+    out = []
+    for key, members in groups.items():
+        harness = statistics.fmean(r.harness_mean for r in members)
+        raw = statistics.fmean(r.raw_mean for r in members)
+        out.append([
+            key, len(members), fmt(statistics.fmean(r.round_trips for r in members), 1),
+            fmt(harness), fmt(raw), fmt(harness - raw), fmt(max(r.overhead for r in members)),
+            f"{harness / raw:.2f}x",
+        ])  # fmt: skip
+    headers[0] = "case" if per_case else "family (case x protocol pairs)"
+    print(table(headers, out))
+    if not per_case:
+        worst = sorted(rows, key=lambda r: r.overhead, reverse=True)[:3]
+        print("largest overhead: " + "; ".join(
+            f"{r.case} resp{r.protocol} {r.overhead:.3f} ms" for r in worst
+        ))  # fmt: skip
     mean_overhead = statistics.fmean(r.overhead for r in rows)
-    harness = statistics.fmean(r.harness_mean for r in rows)
-    raw = statistics.fmean(r.raw_mean for r in rows)
     per_rtt = statistics.fmean(r.raw_mean / r.round_trips for r in rows)
     verdict = "ok" if mean_overhead <= OVERHEAD_TARGET_MS else "OVER"
+    outcomes = Counter(r.outcome for r in rows)
     print(
-        f"mean over {len(rows)} (case, protocol) pairs: harness {harness:.3f} ms, raw "
-        f"{raw:.3f} ms, overhead {mean_overhead:.3f} ms per case ({verdict}), "
-        f"ratio {harness / raw:.2f}x; raw round trip {per_rtt * 1000:.1f} us"
+        f"overhead per case {mean_overhead:.3f} ms ({verdict}); raw round trip "
+        f"{per_rtt * 1000:.1f} us; rtts = the flush + the case's commands; outcomes: "
+        + ", ".join(f"{n} {word}" for word, n in sorted(outcomes.items()))
     )
     return per_rtt  # ms
 
@@ -341,7 +358,7 @@ def print_pytest_cost(
     runs: Sequence[PytestRun], per_rtt_ms: float, harness_ms: float, engine_id: str
 ) -> None:
     section(
-        f"(b') pytest per-item cost: `pytest suites -p no:cacheprovider -c /dev/null "
+        f"(b') pytest per-item cost, from `pytest suites -p no:cacheprovider -c /dev/null "
         f"--engines {engine_id} --clients raw --protocols 2 -q` in a subprocess "
         "(fastest of --tries)"
     )
@@ -415,21 +432,21 @@ def print_full(seconds: float, code: int, outcomes: dict[str, int]) -> None:
 
 
 def leftover_servers(private_tmp: Path) -> list[int]:
-    """Pids of live processes whose command line names our private temp folder.
+    """Pids of live processes whose working folder is inside our private temp folder.
 
-    Every server this script starts, itself or through a subprocess, gets ``--dir`` inside it
-    (TMPDIR points there), so servers of other runs on the same machine are not counted.
+    Every server this script starts, itself or through a subprocess, runs in a temp folder there
+    (TMPDIR points to it), so servers of other runs on the same machine do not count. The working
+    folder, not the command line: the servers rewrite their argv into a process title.
     """
-    needle = str(private_tmp).encode()
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
-            cmdline = (entry / "cmdline").read_bytes()
+            cwd = os.readlink(entry / "cwd")
         except OSError:
             continue
-        if needle in cmdline:
+        if cwd.startswith(str(private_tmp)):
             found.append(int(entry.name))
     return found
 
@@ -456,9 +473,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--scale",
         type=int,
-        default=100,
-        help="copies of each case for the pytest per-item slope (default: 100)",
+        default=0,
+        help="copies of each case for the pytest per-item slope (default: enough for 400 items)",
     )
+    parser.add_argument("--per-case", action="store_true", help="(b) one line per case")
     parser.add_argument(
         "--tries",
         type=int,
@@ -495,8 +513,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         print_cold_starts(cold_starts(specs, store, args.repeat), args.repeat)
         rows = harness_overhead(args.case_engine, cases, catalog, args.rounds)
-        per_rtt = print_overhead(rows, args.case_engine, args.rounds)
-        copies = max(1, args.scale)
+        per_rtt = print_overhead(rows, args.case_engine, args.rounds, args.per_case)
+        # Enough copies for a few hundred more items than the suites have, so the slope is clear.
+        copies = args.scale or max(2, -(-400 // max(1, len(cases))))
         scaled = scaled_suites(copies, private_tmp)
         runs = [
             pytest_run(args.case_engine, "suites/", tries=args.tries),
