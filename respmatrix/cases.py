@@ -38,7 +38,27 @@ class CaseLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore
     """The safe YAML loader plus the ``!match`` tag."""
 
 
+class Unordered(list):
+    """``!unordered [...]`` inside an expected value: an array compared as a multiset."""
+
+    __slots__ = ()
+
+
+class UnorderedPairs(list):
+    """``!unordered_pairs [...]``: a flat array of pairs (field, value, ...) compared as a
+    multiset of pairs, e.g. HSCAN or ZSCAN pages whose order the engine does not define."""
+
+    __slots__ = ()
+
+
 CaseLoader.add_constructor("!match", lambda loader, node: Pattern(loader.construct_scalar(node)))
+CaseLoader.add_constructor(
+    "!unordered", lambda loader, node: Unordered(loader.construct_sequence(node, deep=True))
+)
+CaseLoader.add_constructor(
+    "!unordered_pairs",
+    lambda loader, node: UnorderedPairs(loader.construct_sequence(node, deep=True)),
+)
 
 
 @dataclass(frozen=True)

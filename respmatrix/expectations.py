@@ -8,7 +8,7 @@ import re
 import time
 from typing import Any
 
-from respmatrix.cases import Expectation, Pattern
+from respmatrix.cases import Expectation, Pattern, Unordered, UnorderedPairs
 from respmatrix.replies import PushReply, RespError, SetReply
 
 _TYPES: dict[str, tuple[type, ...]] = {
@@ -95,10 +95,31 @@ def same(want: Any, got: Any, unordered: bool = False) -> bool:
     if isinstance(want, list):
         if not isinstance(got, list) or len(want) != len(got):
             return False
+        if isinstance(want, UnorderedPairs):
+            return len(want) % 2 == 0 and _multiset_equal(_pairs(want), _pairs(got))
+        if isinstance(want, Unordered):
+            return _multiset_equal(list(want), list(got))
         if unordered or isinstance(got, SetReply):
             return sorted(map(_canonical, want)) == sorted(map(_canonical, got))
         return all(same(w, g, unordered) for w, g in zip(want, got, strict=True))
     return type(want) is type(got) and want == got
+
+
+def _pairs(items: list[Any]) -> list[list[Any]]:
+    return [list(items[i : i + 2]) for i in range(0, len(items), 2)]
+
+
+def _multiset_equal(want: list[Any], got: list[Any]) -> bool:
+    """Match every expected element to a distinct observed one (patterns allowed inside)."""
+    left = list(got)
+    for item in want:
+        for index, candidate in enumerate(left):
+            if same(item, candidate):
+                del left[index]
+                break
+        else:
+            return False
+    return not left
 
 
 def _canonical(value: Any) -> str:

@@ -67,3 +67,25 @@ def test_match_tag_inside_values(tmp_path) -> None:
     assert mismatch(expectation, [["13.361389338970184", "38.11"]]) is None
     assert mismatch(expectation, [["13.36", "38.11"]]) is not None
     assert "match" in mismatch(expectation, [[1, "38.11"]])
+
+
+def test_unordered_tags_inside_values(tmp_path) -> None:
+    from respmatrix.cases import load_case
+
+    (tmp_path / "z").mkdir()
+    path = tmp_path / "z" / "scan.yaml"
+    path.write_text(
+        "claim: a ZSCAN page holds every member once with its score\n"
+        "features: [zscan]\n"
+        "steps:\n"
+        "  - send: [ZSCAN, k, 0]\n"
+        "    expect: ['0', !unordered_pairs [a, '1', b, '2']]\n"
+        "  - send: [SCAN, 0]\n"
+        "    expect: ['0', !unordered [k, k2]]\n"
+    )
+    case = load_case(path, tmp_path)
+    pairs, keys = (step.expectation(2) for step in case.steps)
+    assert mismatch(pairs, ["0", ["b", "2", "a", "1"]]) is None
+    assert mismatch(pairs, ["0", ["b", "1", "a", "2"]]) is not None  # pairs must stay pairs
+    assert mismatch(keys, ["0", ["k2", "k"]]) is None
+    assert mismatch(keys, ["0", ["k2", "k2"]]) is not None
