@@ -17,6 +17,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "integer": (int,),
     "float": (float,),
     "array": (list,),
+    "set": (SetReply,),  # a RESP3 set, as opposed to an array
     "map": (dict,),
     "null": (type(None),),
 }
