@@ -54,6 +54,19 @@ class CaseItem(pytest.Item):
             session.pool.reset(target.engine)
             client = session.client(target)
             outcome = run_case(self.case, client, engine.spec, session.registry)
+            stray = client.unsolicited()
+            if stray:
+                # A server that answers twice would shift every later reply on this connection.
+                session.pool.drop_client(target.engine, target.client, target.protocol)
+                outcome = Outcome(
+                    "fail",
+                    None,
+                    {
+                        "message": f"the server sent {len(stray)} bytes no command asked for: "
+                        f"{stray[:80]!r}",
+                        "transcript": outcome.detail.get("transcript", []),
+                    },
+                )
         except Exception as exc:  # the harness could not run the case: outcome "error"
             session.pool.drop_client(target.engine, target.client, target.protocol)
             outcome = Outcome("error", None, {"message": f"{type(exc).__name__}: {exc}"})

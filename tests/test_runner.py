@@ -168,3 +168,21 @@ def test_alternative_for_one_protocol_only(tmp_path: Path, running) -> None:
         ("redis-7.2", 2): "fail",
         ("redis-7.2", 3): "pass",
     }
+
+
+def test_a_double_reply_is_caught(running) -> None:
+    """PFDEBUG SIMD with a bad argument answers twice on engines that have it (a server bug);
+    the reference client must notice the extra reply rather than shift later replies."""
+    from respmatrix.clients.resp import RespConnection
+
+    valkey = running["valkey-9.1"]
+    with RespConnection(valkey.host, valkey.port) as conn:
+        reply = conn.call("PFDEBUG", "SIMD", "FOO")
+        assert str(reply).startswith("ERR")
+        deadline = __import__("time").monotonic() + 2
+        while not conn.unsolicited() and __import__("time").monotonic() < deadline:
+            pass
+        assert conn.unsolicited() in (b"+enabled\r\n", b"+disabled\r\n")
+    with RespConnection(valkey.host, valkey.port) as conn:
+        assert conn.call("PING") == "PONG"
+        assert conn.unsolicited() == b""

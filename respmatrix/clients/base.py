@@ -54,6 +54,10 @@ class ClientAdapter(ABC):
         """The library's own client object."""
         raise NotImplementedError(f"{self.client_id} has no native client")
 
+    def unsolicited(self) -> bytes:
+        """Data waiting on the connection that no command asked for (b"" when unknown)."""
+        return b""
+
     def close(self) -> None:  # noqa: B027 - optional for adapters that hold nothing
         """Release connections."""
 

@@ -23,6 +23,9 @@ class RawClient(ClientAdapter):
     def native(self) -> RespConnection:
         return self._conn
 
+    def unsolicited(self) -> bytes:
+        return self._conn.unsolicited()
+
     def close(self) -> None:
         self._conn.close()
 

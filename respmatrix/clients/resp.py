@@ -86,6 +86,18 @@ class RespConnection:
                 continue
             return reply
 
+    def unsolicited(self) -> bytes:
+        """Bytes the server sent that no command asked for (e.g. a double reply), if any."""
+        timeout = self._sock.gettimeout()
+        self._sock.settimeout(0)  # with a timeout set, Python would wait for data first
+        try:
+            pending = self._sock.recv(65536, socket.MSG_PEEK)
+        except (BlockingIOError, InterruptedError):
+            pending = b""
+        finally:
+            self._sock.settimeout(timeout)
+        return bytes(self._buf) + pending
+
     def read_push(self) -> PushReply:
         """Return the next push frame (waiting for one if none is buffered)."""
         if self.pushes:
