@@ -38,6 +38,20 @@ class CaseLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore
     """The safe YAML loader plus the ``!match`` tag."""
 
 
+@dataclass(frozen=True)
+class Between:
+    """``!range [low, high]`` inside an expected value: a number in [low, high]; bounds may be
+    ``{unix: N}`` / ``{unix_ms: N}`` (times from now)."""
+
+    low: Any
+    high: Any
+
+
+def _between(loader: yaml.SafeLoader, node: yaml.Node) -> Between:
+    low, high = loader.construct_sequence(node, deep=True)
+    return Between(low, high)
+
+
 class Unordered(list):
     """``!unordered [...]`` inside an expected value: an array compared as a multiset."""
 
@@ -52,6 +66,7 @@ class UnorderedPairs(list):
 
 
 CaseLoader.add_constructor("!match", lambda loader, node: Pattern(loader.construct_scalar(node)))
+CaseLoader.add_constructor("!range", _between)
 CaseLoader.add_constructor(
     "!unordered", lambda loader, node: Unordered(loader.construct_sequence(node, deep=True))
 )

@@ -8,7 +8,7 @@ import re
 import time
 from typing import Any
 
-from respmatrix.cases import Expectation, Pattern, Unordered, UnorderedPairs
+from respmatrix.cases import Between, Expectation, Pattern, Unordered, UnorderedPairs
 from respmatrix.replies import PushReply, RespError, SetReply
 
 _TYPES: dict[str, tuple[type, ...]] = {
@@ -81,6 +81,10 @@ def same(want: Any, got: Any, unordered: bool = False) -> bool:
     """Deep equality with strict types (1 is not True, 1 is not 1.0), sets without order."""
     if isinstance(want, Pattern):
         return isinstance(got, str) and re.fullmatch(want.regex, got, re.DOTALL) is not None
+    if isinstance(want, Between):
+        if isinstance(got, bool) or not isinstance(got, int | float):
+            return False
+        return resolve_time(want.low) <= got <= resolve_time(want.high)
     if isinstance(want, bool) or isinstance(got, bool):
         return type(want) is type(got) and want == got
     if isinstance(want, float) or isinstance(got, float):
@@ -133,6 +137,8 @@ def jsonable(value: Any) -> Any:
         return {"error": value.message}
     if isinstance(value, Pattern):
         return {"match": value.regex}
+    if isinstance(value, Between):
+        return {"range": [jsonable(value.low), jsonable(value.high)]}
     if isinstance(value, bytes):
         return {"hex": value.hex()}
     if isinstance(value, PushReply):

@@ -80,11 +80,17 @@ def test_unordered_tags_inside_values(tmp_path) -> None:
         "steps:\n"
         "  - send: [ZSCAN, k, 0]\n"
         "    expect: ['0', !unordered_pairs [a, '1', b, '2']]\n"
+        "  - send: [XINFO, CONSUMERS, s, g]\n"
+        "    expect: [[name, c, idle, !range [0, 1000], seen-time, !range [{unix_ms: -60000}, {unix_ms: 1000}]]]\n"
         "  - send: [SCAN, 0]\n"
         "    expect: ['0', !unordered [k, k2]]\n"
     )
     case = load_case(path, tmp_path)
-    pairs, keys = (step.expectation(2) for step in case.steps)
+    pairs, consumers, keys = (step.expectation(2) for step in case.steps)
+    now_ms = int(__import__("time").time() * 1000)
+    assert mismatch(consumers, [["name", "c", "idle", 5, "seen-time", now_ms]]) is None
+    assert mismatch(consumers, [["name", "c", "idle", 5000, "seen-time", now_ms]]) is not None
+    assert mismatch(consumers, [["name", "c", "idle", "5", "seen-time", now_ms]]) is not None
     assert mismatch(pairs, ["0", ["b", "2", "a", "1"]]) is None
     assert mismatch(pairs, ["0", ["b", "1", "a", "2"]]) is not None  # pairs must stay pairs
     assert mismatch(keys, ["0", ["k2", "k"]]) is None
