@@ -184,57 +184,76 @@ def _replay(admin: RespConnection, conn: RespConnection, script: list[Any]) -> N
 
 
 def harness_overhead(
-    engine_id: str, cases: Sequence[Case], catalog: EngineCatalog, rounds: int
-) -> list[Overhead]:
-    registry = DivergenceRegistry.load(data_dir("suites") / "registry.yaml")
+    engine_id: str, cases: Sequence[Case], catalog: EngineCatalog, registry: DivergenceRegistry,
+    rounds: int,
+) -> tuple[list[Overhead], list[str]]:  # fmt: skip
+    """Time every case both ways; cases the harness cannot run (an exception) are left out."""
     pool = EnginePool(catalog)
-    bare: list[RespConnection] = []
+    bare: dict[int, tuple[RespConnection, RespConnection]] = {}
+    left_out: list[str] = []
+
+    def connections(protocol: int) -> tuple[RespConnection, RespConnection]:
+        if protocol not in bare:
+            endpoint = pool.engine(engine_id).endpoint
+            bare[protocol] = (
+                RespConnection(endpoint.host, endpoint.port),  # the flush, like pool.admin
+                RespConnection(endpoint.host, endpoint.port, protocol),  # the case's commands
+            )
+        return bare[protocol]
+
     try:
-        running = pool.engine(engine_id)
-        spec, host, port = running.spec, running.endpoint.host, running.endpoint.port
+        spec = pool.engine(engine_id).spec
         results = []
         for case in cases:
             for protocol in case.protocols:
-                client = pool.client(engine_id, "raw", protocol)
-                admin = RespConnection(host, port)
-                conn = RespConnection(host, port, protocol)
-                bare += [admin, conn]
-                # Learn the exact commands once, through the harness itself.
-                recorder = RecordingClient(client)
-                pool.reset(engine_id)
-                outcome = run_case(case, recorder, spec, registry)  # type: ignore[arg-type] - duck-typed
-                sleeps = [s.sleep_ms / 1000 for s in case.steps if s.sleep_ms]
-                script: list[Any] = list(recorder.sent)
-                # Sleeps sit between commands in the case; where exactly does not change timing.
-                script[1:1] = sleeps
-                row = Overhead(
-                    case.id, protocol, outcome.outcome, 1 + len(recorder.sent), ms(sum(sleeps))
-                )
-
-                def harness_once(case: Case = case, client: Any = client) -> None:
-                    pool.reset(engine_id)
-                    run_case(case, client, spec, registry)
-
-                def raw_once(
-                    admin: RespConnection = admin, conn: RespConnection = conn,
-                    script: list[Any] = script,
-                ) -> None:  # fmt: skip
-                    _replay(admin, conn, script)
-
-                _measure(harness_once, raw_once, rounds, row)
-                results.append(row)
-        return results
+                try:
+                    results.append(
+                        _time_case(pool, engine_id, spec, case, protocol, registry, rounds,
+                                   connections(protocol))
+                    )  # fmt: skip
+                except Exception as exc:  # the harness would record "error"; reconnect both
+                    left_out.append(f"{case.id} resp{protocol}: {type(exc).__name__}: {exc}")
+                    pool.drop_client(engine_id, "raw", protocol)
+                    for conn in bare.pop(protocol, ()):
+                        conn.close()
+        return results, left_out
     finally:
-        for conn in bare:
-            conn.close()
+        for pair in bare.values():
+            for conn in pair:
+                conn.close()
         pool.close()
+
+
+def _time_case(
+    pool: EnginePool, engine_id: str, spec: EngineSpec, case: Case, protocol: int,
+    registry: DivergenceRegistry, rounds: int, bare: tuple[RespConnection, RespConnection],
+) -> Overhead:  # fmt: skip
+    client = pool.client(engine_id, "raw", protocol)
+    # Learn the exact commands once, through the harness itself.
+    recorder = RecordingClient(client)
+    pool.reset(engine_id)
+    outcome = run_case(case, recorder, spec, registry)  # type: ignore[arg-type] - duck-typed
+    sleeps = [s.sleep_ms / 1000 for s in case.steps if s.sleep_ms]
+    script: list[Any] = list(recorder.sent)
+    script[1:1] = sleeps  # where the sleeps sit among the commands does not change the timing
+    row = Overhead(case.id, protocol, outcome.outcome, 1 + len(recorder.sent), ms(sum(sleeps)))
+
+    def harness_once() -> None:
+        pool.reset(engine_id)
+        run_case(case, client, spec, registry)
+
+    def raw_once() -> None:
+        _replay(bare[0], bare[1], script)
+
+    _measure(harness_once, raw_once, rounds, row)
+    return row
 
 
 def _measure(
     harness: Callable[[], None], raw: Callable[[], None], rounds: int, row: Overhead
 ) -> None:
     """Interleave the two so drift (CPU frequency, other load) hits both alike."""
-    for _ in range(max(3, rounds // 10)):  # warm up: connections, caches, lazy imports
+    for _ in range(2):  # warm up: caches, lazy imports
         harness()
         raw()
     clock = time.perf_counter
@@ -287,12 +306,12 @@ def print_overhead(
             f"{r.case} resp{r.protocol} {r.overhead:.3f} ms" for r in worst
         ))  # fmt: skip
     mean_overhead = statistics.fmean(r.overhead for r in rows)
-    per_rtt = statistics.fmean(r.raw_mean / r.round_trips for r in rows)
+    per_rtt = statistics.median((r.raw_mean - r.sleep_ms) / r.round_trips for r in rows)
     verdict = "ok" if mean_overhead <= OVERHEAD_TARGET_MS else "OVER"
     outcomes = Counter(r.outcome for r in rows)
     print(
-        f"overhead per case {mean_overhead:.3f} ms ({verdict}); raw round trip "
-        f"{per_rtt * 1000:.1f} us; rtts = the flush + the case's commands; outcomes: "
+        f"overhead per case {mean_overhead:.3f} ms ({verdict}); raw round trip (median, sleeps "
+        f"excluded) {per_rtt * 1000:.1f} us; rtts = the flush + the case's commands; outcomes: "
         + ", ".join(f"{n} {word}" for word, n in sorted(outcomes.items()))
     )
     return per_rtt  # ms
@@ -311,22 +330,21 @@ class PytestRun:
 
 
 def pytest_run(
-    engine_id: str, label: str, suites: Path | None = None, collect_only: bool = False,
-    tries: int = 3,
-) -> PytestRun:  # fmt: skip
-    """The fastest of ``tries`` pytest processes over the suites (or a scaled copy of them)."""
+    engine_id: str, label: str, suites: Path, collect_only: bool = False, tries: int = 1
+) -> PytestRun:
+    """The fastest of ``tries`` pytest processes over a suites folder."""
     runs = [_pytest_once(engine_id, label, suites, collect_only) for _ in range(max(1, tries))]
     return min(runs, key=lambda run: run.seconds)
 
 
-def _pytest_once(engine_id: str, label: str, suites: Path | None, collect_only: bool) -> PytestRun:
-    where = ["suites"] if suites is None else [str(suites), "--suites", str(suites)]
-    if collect_only:
-        where.append("--collect-only")
+def _pytest_once(engine_id: str, label: str, suites: Path, collect_only: bool) -> PytestRun:
     cmd = [
-        sys.executable, "-m", "pytest", *where, "-p", "no:cacheprovider", "-c", os.devnull,
+        sys.executable, "-m", "pytest", str(suites), "--suites", str(suites),
+        "-p", "no:cacheprovider", "-c", os.devnull,
         "--engines", engine_id, "--clients", "raw", "--protocols", "2", "-q",
     ]  # fmt: skip
+    if collect_only:
+        cmd.append("--collect-only")
     began = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=_repo_root(), check=False)
     seconds = time.perf_counter() - began
@@ -339,53 +357,45 @@ def _pytest_once(engine_id: str, label: str, suites: Path | None, collect_only: 
     return PytestRun(label, seconds, items, proc.returncode, summary)
 
 
-def scaled_suites(copies: int, into: Path) -> Path:
-    """The shipped suites with every case file ``copies`` times (same registry), for a slope."""
+def snapshot_suites(into: Path) -> tuple[Path, Path]:
+    """A copy of the suites (they may change while we measure) and one with no case in it."""
     source = data_dir("suites")
-    target = into / "suites"
-    target.mkdir()
-    shutil.copy2(source / "registry.yaml", target / "registry.yaml")
-    for case in discover_cases(source):
-        rel = case.path.relative_to(source)
-        (target / rel.parent).mkdir(parents=True, exist_ok=True)
-        text = case.path.read_text()
-        for index in range(copies):
-            (target / rel.parent / f"{rel.stem}-x{index}.yaml").write_text(text)
-    return target
+    snapshot = into / "suites"
+    shutil.copytree(source, snapshot, ignore=shutil.ignore_patterns("__pycache__"))
+    empty = into / "empty-suites"
+    empty.mkdir()
+    for path in source.iterdir():
+        if path.is_file():
+            shutil.copy2(path, empty / path.name)
+    return snapshot, empty
 
 
 def print_pytest_cost(
     runs: Sequence[PytestRun], per_rtt_ms: float, harness_ms: float, engine_id: str
 ) -> None:
     section(
-        f"(b') pytest per-item cost, from `pytest suites -p no:cacheprovider -c /dev/null "
-        f"--engines {engine_id} --clients raw --protocols 2 -q` in a subprocess "
-        "(fastest of --tries)"
+        f"(b') pytest per-item cost: `pytest suites -p no:cacheprovider -c /dev/null --engines "
+        f"{engine_id} --clients raw --protocols 2 -q` in a subprocess (on a snapshot of suites/)"
     )
     rows = []
     for run in runs:
         per_item = ms(run.seconds) / run.items if run.items else None
-        rows.append([run.label, run.items, fmt(ms(run.seconds), 1), fmt(per_item, 2),
-                     fmt(per_rtt_ms, 3), run.code, run.summary])  # fmt: skip
-    print(table(["run", "items", "wall ms", "ms/item", "raw rtt ms", "exit", "summary"], rows))
-    print(
-        "wall = interpreter start, plugin load, collection, one engine start and the items; "
-        "ms/item spreads all of it over the items"
-    )
-    base, base_collect, scaled_collect, scaled = runs
-    delta = scaled.items - base.items
-    if delta > 0 and scaled_collect.items == scaled.items and base_collect.items == base.items:
-        total = ms(scaled.seconds - base.seconds) / delta
-        collect = ms(scaled_collect.seconds - base_collect.seconds) / delta
-        run_part = total - collect
-        factor = scaled.items // base.items
+        rows.append([run.label, run.items, fmt(ms(run.seconds), 1), fmt(per_item, 3),
+                     run.code, run.summary])  # fmt: skip
+    print(table(["run", "items", "wall ms", "ms/item", "exit", "summary"], rows))
+    empty, collected, full = runs
+    if full.items:
+        items = full.items
+        total = ms(full.seconds - empty.seconds) / items
+        collect = ms(collected.seconds - empty.seconds) / items
+        run_part = ms(full.seconds - collected.seconds) / items
         print(
-            f"marginal cost of one more item (slope from suites/ to x{factor}): "
-            f"{total:.3f} ms = {total / per_rtt_ms:.1f} raw round trips\n"
-            f"  collecting it (one case file per item here; slope of the --collect-only runs): "
-            f"{collect:.3f} ms\n"
-            f"  running it (the rest): {run_part:.3f} ms, vs in-process reset+run_case "
-            f"{harness_ms:.3f} ms: pytest's own per-item cost ~{run_part - harness_ms:.3f} ms"
+            f"per item, start-up ({ms(empty.seconds):.0f} ms: interpreter, pytest, plugin) left "
+            f"out: {total:.3f} ms = {total / per_rtt_ms:.1f} raw round trips "
+            f"(raw round trip {per_rtt_ms:.3f} ms)\n"
+            f"  collecting: {collect:.3f} ms; running: {run_part:.3f} ms (one engine start "
+            f"included), of which reset+run_case in process {harness_ms:.3f} ms, so pytest's "
+            f"own cost ~{run_part - harness_ms:.3f} ms per item"
         )
 
 
@@ -467,21 +477,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--rounds",
         type=int,
-        default=300,
-        help="timed runs of each case, harness and raw each (default: 300)",
+        default=10,
+        help="timed runs of each case, harness and raw each (default: 10)",
     )
     parser.add_argument(
-        "--scale",
-        type=int,
-        default=0,
-        help="copies of each case for the pytest per-item slope (default: enough for 400 items)",
+        "--cases", type=int, default=0, help="time an even sample of N cases (default: all)"
     )
     parser.add_argument("--per-case", action="store_true", help="(b) one line per case")
     parser.add_argument(
         "--tries",
         type=int,
-        default=3,
-        help="pytest subprocess runs of each kind; the fastest counts (default: 3)",
+        default=1,
+        help="pytest subprocess runs of each kind; the fastest counts (default: 1)",
     )
     parser.add_argument(
         "--full",
@@ -501,27 +508,29 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    cases = discover_cases(data_dir("suites"))
-    print(
-        f"respmatrix bench: python {sys.version.split()[0]}, {os.cpu_count()} cpus, "
-        f"store {store.root}, {len(cases)} cases in {data_dir('suites')}"
-    )
-
     private_tmp = Path(tempfile.mkdtemp(prefix="respmatrix-bench-"))
     os.environ["TMPDIR"] = str(private_tmp)  # for the pytest and respmatrix subprocesses
     tempfile.tempdir = str(private_tmp)  # for the servers started here
     try:
+        snapshot, empty = snapshot_suites(private_tmp)
+        cases = discover_cases(snapshot)
+        if args.cases and len(cases) > args.cases:
+            cases = cases[:: -(-len(cases) // args.cases)]  # an even sample over all families
+        registry = DivergenceRegistry.load(snapshot / "registry.yaml")
+        print(
+            f"respmatrix bench: python {sys.version.split()[0]}, {os.cpu_count()} cpus, "
+            f"load {os.getloadavg()[0]:.1f}, store {store.root}, {len(cases)} cases from "
+            f"{data_dir('suites')}"
+        )
         print_cold_starts(cold_starts(specs, store, args.repeat), args.repeat)
-        rows = harness_overhead(args.case_engine, cases, catalog, args.rounds)
+        rows, left_out = harness_overhead(args.case_engine, cases, catalog, registry, args.rounds)
         per_rtt = print_overhead(rows, args.case_engine, args.rounds, args.per_case)
-        # Enough copies for a few hundred more items than the suites have, so the slope is clear.
-        copies = args.scale or max(2, -(-400 // max(1, len(cases))))
-        scaled = scaled_suites(copies, private_tmp)
+        for line in left_out:
+            print(f"left out (the harness raised): {line}")
         runs = [
-            pytest_run(args.case_engine, "suites/", tries=args.tries),
-            pytest_run(args.case_engine, "suites/ --collect-only", None, True, args.tries),
-            pytest_run(args.case_engine, f"x{copies} --collect-only", scaled, True, args.tries),
-            pytest_run(args.case_engine, f"x{copies}", scaled, tries=args.tries),
+            pytest_run(args.case_engine, "no cases, --collect-only", empty, True, args.tries),
+            pytest_run(args.case_engine, "suites --collect-only", snapshot, True, args.tries),
+            pytest_run(args.case_engine, "suites", snapshot, tries=args.tries),
         ]
         harness_ms = statistics.fmean(r.harness_mean for r in rows if r.protocol == 2)
         print_pytest_cost(runs, per_rtt, harness_ms, args.case_engine)

@@ -81,7 +81,8 @@ def test_unordered_tags_inside_values(tmp_path) -> None:
         "  - send: [ZSCAN, k, 0]\n"
         "    expect: ['0', !unordered_pairs [a, '1', b, '2']]\n"
         "  - send: [XINFO, CONSUMERS, s, g]\n"
-        "    expect: [[name, c, idle, !range [0, 1000], seen-time, !range [{unix_ms: -60000}, {unix_ms: 1000}]]]\n"
+        "    expect: [[name, c, idle, !range [0, 1000],\n"
+        "              seen-time, !range [{unix_ms: -60000}, {unix_ms: 1000}]]]\n"
         "  - send: [SCAN, 0]\n"
         "    expect: ['0', !unordered [k, k2]]\n"
     )
