@@ -1,6 +1,7 @@
 """How fast is the harness? Numbers for the three costs that decide a run's wall time.
 
-    python benchmarks/bench.py [--engines all] [--repeat N] [--rounds N] [--full]
+    python benchmarks/bench.py [--engines all] [--repeat N] [--rounds N] [--cases N]
+                               [--per-case] [--tries N] [--full]
 
 (a) cold start: per engine, EngineProcess start until the server answers PING (``started_in``),
     and until ``start()`` returns (the identity check included); median and max over N starts.
@@ -371,8 +372,9 @@ def snapshot_suites(into: Path) -> tuple[Path, Path]:
 
 
 def print_pytest_cost(
-    runs: Sequence[PytestRun], per_rtt_ms: float, harness_ms: float, engine_id: str
-) -> None:
+    runs: Sequence[PytestRun], per_rtt_ms: float, harness_ms: float, engine_id: str,
+    sampled: bool = False,
+) -> None:  # fmt: skip
     section(
         f"(b') pytest per-item cost: `pytest suites -p no:cacheprovider -c /dev/null --engines "
         f"{engine_id} --clients raw --protocols 2 -q` in a subprocess (on a snapshot of suites/)"
@@ -396,6 +398,7 @@ def print_pytest_cost(
             f"  collecting: {collect:.3f} ms; running: {run_part:.3f} ms (one engine start "
             f"included), of which reset+run_case in process {harness_ms:.3f} ms, so pytest's "
             f"own cost ~{run_part - harness_ms:.3f} ms per item"
+            + (" (in-process figure from the --cases sample only)" if sampled else "")
         )
 
 
@@ -405,18 +408,9 @@ def print_pytest_cost(
 def full_run() -> tuple[float, int, dict[str, int]]:
     with tempfile.TemporaryDirectory(prefix="full-run-") as out:
         cmd = [
-            sys.executable,
-            "-m",
-            "respmatrix",
-            "run",
-            "--engines",
-            "all",
-            "--families",
-            "strings,keyspace",
-            "--out",
-            out,
-            "--no-install",
-        ]
+            sys.executable, "-m", "respmatrix", "run", "--engines", "all",
+            "--families", "strings,keyspace", "--out", out, "--no-install",
+        ]  # fmt: skip
         began = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=_repo_root(), check=False)
         seconds = time.perf_counter() - began
@@ -533,7 +527,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             pytest_run(args.case_engine, "suites", snapshot, tries=args.tries),
         ]
         harness_ms = statistics.fmean(r.harness_mean for r in rows if r.protocol == 2)
-        print_pytest_cost(runs, per_rtt, harness_ms, args.case_engine)
+        print_pytest_cost(runs, per_rtt, harness_ms, args.case_engine, bool(args.cases))
         if args.full:
             print_full(*full_run())
     finally:

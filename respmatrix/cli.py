@@ -1,4 +1,4 @@
-"""The ``respmatrix`` command line: engines, run, report.
+"""The ``respmatrix`` command line: engines, run, coverage, report, diff.
 
 Every expected failure (unknown id, missing binary, corrupt download, malformed results file...)
 ends in one ``respmatrix: error: ...`` line and a non-zero exit, never a traceback.
@@ -164,18 +164,49 @@ def _parser() -> argparse.ArgumentParser:
     )
     coverage.set_defaults(func=cmd_coverage)
 
-    report = commands.add_parser("report", help="results files: merge and render")
+    report = commands.add_parser("report", help="results files: merge, render, compare")
     report_cmds = report.add_subparsers(title="report commands", metavar="COMMAND")
     merge = report_cmds.add_parser("merge", help="merge results files (e.g. CI shards)")
     merge.add_argument("inputs", nargs="+", type=Path)
     merge.add_argument("-o", "--output", type=Path, required=True)
     merge.set_defaults(func=cmd_report_merge)
-    render = report_cmds.add_parser("render", help="render matrix.md from a results file")
+    render = report_cmds.add_parser(
+        "render", help="render matrix.md and the HTML page (index.html) from a results file"
+    )
     render.add_argument("results", type=Path)
     render.add_argument(
         "--out", type=Path, default=None, help="output folder (default: beside the results file)"
     )
     render.set_defaults(func=cmd_report_render)
+    compare = report_cmds.add_parser(
+        "compare",
+        help="cells that got worse from one results file to another (exit 1 if any)",
+        description="List the (case, engine, client, protocol) cells of OLD that got worse in "
+        "NEW: pass -> anything else, divergent/unsupported -> fail/error, or gone. "
+        "Exit status: 0 nothing worse, 1 something worse, 2 bad input.",
+    )
+    compare.add_argument("old", type=Path, metavar="OLD.json")
+    compare.add_argument("new", type=Path, metavar="NEW.json")
+    compare.add_argument("--json", action="store_true", help="machine-readable output")
+    compare.set_defaults(func=cmd_report_compare)
+
+    diff = commands.add_parser(
+        "diff",
+        help="the cutover view: features whose results differ between two engines",
+        description="Every feature whose results differ between engines A and B (e.g. "
+        "redis-7.2 valkey-9.1), grouped by family, with the registry notes. "
+        "Exit status: 0 no difference, 1 some difference, 2 bad input.",
+    )
+    diff.add_argument("a", metavar="A", help="engine id, e.g. redis-7.2")
+    diff.add_argument("b", metavar="B", help="engine id, e.g. valkey-9.1")
+    diff.add_argument(
+        "--results",
+        type=Path,
+        default=Path("reports/results.json"),
+        help="results file (default: reports/results.json)",
+    )
+    diff.add_argument("--json", action="store_true", help="machine-readable output")
+    diff.set_defaults(func=cmd_diff)
     return parser
 
 
@@ -519,9 +550,17 @@ def _render(results_path: Path, out: Path) -> None:
 
 
 def cmd_report_render(args: argparse.Namespace) -> int:
+    from respmatrix import results
+    from respmatrix.reporting.html import write_html
+    from respmatrix.reporting.markdown import render_matrix
+
     out = args.out or args.results.parent
-    _render(args.results, out)
+    doc = results.load(args.results)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "matrix.md").write_text(render_matrix(doc), encoding="utf-8")
+    page = write_html(doc, out)
     print(out / "matrix.md")
+    print(page)
     return 0
 
 
@@ -529,9 +568,48 @@ def cmd_report_merge(args: argparse.Namespace) -> int:
     from respmatrix import results
 
     docs = [results.load(path) for path in args.inputs]
-    results.write(results.merge(docs), args.output)
+    try:
+        merged = results.merge(docs)
+    except results.MergeConflictError as exc:
+        raise CommandError(str(exc), EXIT_USAGE) from None
+    results.write(merged, args.output)
     print(args.output)
     return 0
+
+
+def cmd_report_compare(args: argparse.Namespace) -> int:
+    from respmatrix import results
+    from respmatrix.reporting.diff import compare_runs, render_comparison
+
+    old, new = results.load(args.old), results.load(args.new)
+    comparison = compare_runs(old, new)
+    if args.json:
+        print(json.dumps(comparison.as_dict(), indent=1, ensure_ascii=False))
+    else:
+        print(render_comparison(comparison, str(args.old), str(args.new)), end="")
+    return EXIT_FAILED if comparison.regressed else 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from respmatrix import results
+    from respmatrix.reporting.diff import UnknownEngineInResults, engine_diff, render_engine_diff
+
+    if args.a == args.b:
+        raise CommandError(f"diff needs two different engines, got {args.a} twice", EXIT_USAGE)
+    doc = results.load(args.results)
+    tested = {r["engine"] for r in doc["results"]}
+    for engine_id in (args.a, args.b):
+        if engine_id not in tested:
+            _catalog().get(engine_id)  # an unknown id: one line naming the known ids, exit 2
+    try:
+        diff = engine_diff(doc, args.a, args.b)
+    except UnknownEngineInResults as exc:
+        raise CommandError(f"{args.results}: {exc}", EXIT_USAGE) from None
+    if args.json:
+        print(json.dumps(diff.as_dict(), indent=1, ensure_ascii=False))
+    else:
+        print(render_engine_diff(diff), end="")
+    return EXIT_FAILED if diff.differs else 0
 
 
 if __name__ == "__main__":
