@@ -425,8 +425,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     code = pytest.main(pytest_args)
     results_path = out / "results.json"
     if results_path.exists():
-        _render(results_path, out)
-        print(f"results: {results_path}\nmatrix:  {out / 'matrix.md'}")
+        matrix, page = _render(results_path, out)
+        print(f"results: {results_path}\nmatrix:  {matrix}\npage:    {page}")
     return int(code)
 
 
@@ -540,27 +540,22 @@ def _print_coverage(
 # -- report -------------------------------------------------------------------------------------
 
 
-def _render(results_path: Path, out: Path) -> None:
-    from respmatrix import results
-    from respmatrix.reporting.markdown import render_matrix
-
-    doc = results.load(results_path)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "matrix.md").write_text(render_matrix(doc), encoding="utf-8")
-
-
-def cmd_report_render(args: argparse.Namespace) -> int:
+def _render(results_path: Path, out: Path) -> list[Path]:
+    """Write matrix.md and index.html for a results file; return their paths."""
     from respmatrix import results
     from respmatrix.reporting.html import write_html
     from respmatrix.reporting.markdown import render_matrix
 
-    out = args.out or args.results.parent
-    doc = results.load(args.results)
+    doc = results.load(results_path)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "matrix.md").write_text(render_matrix(doc), encoding="utf-8")
-    page = write_html(doc, out)
-    print(out / "matrix.md")
-    print(page)
+    matrix = out / "matrix.md"
+    matrix.write_text(render_matrix(doc), encoding="utf-8")
+    return [matrix, write_html(doc, out)]
+
+
+def cmd_report_render(args: argparse.Namespace) -> int:
+    for path in _render(args.results, args.out or args.results.parent):
+        print(path)
     return 0
 
 

@@ -31,10 +31,22 @@ class Outcome:
 
 @dataclass
 class _Transcript:
-    steps: list[dict[str, Any]] = field(default_factory=list)
+    """What was sent and received; turned into JSON only when an outcome needs it."""
 
-    def add(self, send: tuple[Any, ...], observed: Any) -> None:
-        self.steps.append({"send": jsonable(list(send)), "reply": jsonable(observed)})
+    raw: list[tuple[tuple[Any, ...], Any, Any]] = field(default_factory=list)
+
+    def add(self, send: tuple[Any, ...], observed: Any, expected: Any = None) -> None:
+        self.raw.append((send, observed, expected))
+
+    @property
+    def steps(self) -> list[dict[str, Any]]:
+        steps = []
+        for send, reply, expected in self.raw:
+            step = {"send": jsonable(list(send)), "reply": jsonable(reply)}
+            if expected is not None:
+                step["expect"] = {expected.kind: jsonable(expected.value)}
+            steps.append(step)
+        return steps
 
 
 def resolve_args(args: tuple[Any, ...], variables: dict[str, Any]) -> tuple[Any, ...]:
@@ -73,7 +85,6 @@ def run_case(
                 continue
             args = resolve_args(step.send, variables)
             observed = client.call(*args)
-            transcript.add(args, observed)
             if step.store:
                 variables[step.store] = observed
             alternative = next(
@@ -85,6 +96,7 @@ def run_case(
                 None,
             )
             expectation = step.expectation(protocol, alternative)
+            transcript.add(args, observed, expectation)
             why = mismatch(expectation, observed)
             if alternative and alternative not in used:
                 used.append(alternative)

@@ -71,7 +71,9 @@ def _apt_mirror(etc_apt: Path) -> str | None:
             if match:
                 uris.append(match.group(1))
     for uri in uris:
-        if uri.startswith(("http://", "https://")) and "security" not in uri:
+        # Only a Debian archive has the pool paths the catalog pins (an Ubuntu runner's
+        # archive.ubuntu.com does not); Debian mirrors end in /debian by convention.
+        if uri.startswith(("http://", "https://")) and uri.rstrip("/").endswith("/debian"):
             return uri
     return None
 
