@@ -1,16 +1,20 @@
-"""The CI definitions: the GitHub workflow is valid and passes zizmor, and the three ways of running
-CI (``.ci/run``, ``tox.ini``, the workflow) run the same commands as the README says.
+"""The CI definitions: the GitHub workflows are valid and pass zizmor, the matrix workflow shards
+the catalog's engines (a quick subset on pull requests) and publishes from one least-privileged
+job, its shell steps do what they say when run locally, and the three ways of running CI
+(``.ci/run``, ``tox.ini``, the workflow) run the same commands as the README says.
 """
 
 from __future__ import annotations
 
 import configparser
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -23,6 +27,12 @@ CI_RUN = ROOT / ".ci" / "run"
 TOX_INI = ROOT / "tox.ini"
 README = ROOT / "README.md"
 PYTEST_PREFIX = "python -m pytest"
+QUICK_ENGINES = ["redis-7.2", "redis-8.2", "valkey-8.0", "valkey-9.1"]
+PAGES_ACTIONS = {
+    "actions/configure-pages",
+    "actions/upload-pages-artifact",
+    "actions/deploy-pages",
+}
 
 
 def tool(name: str) -> str:
@@ -47,11 +57,69 @@ def workflow_files() -> list[Path]:
     return files
 
 
-def load_workflow() -> dict:
-    return yaml.safe_load((WORKFLOWS / "ci.yml").read_text())
+def load_workflow(name: str = "ci.yml") -> dict:
+    return yaml.safe_load((WORKFLOWS / name).read_text())
 
 
-# -- the workflow, checked by the tools CI uses ----------------------------------------------------
+def all_workflows() -> dict[str, dict]:
+    return {path.name: yaml.safe_load(path.read_text()) for path in workflow_files()}
+
+
+def triggers(workflow: dict) -> dict:
+    # PyYAML (YAML 1.1) reads the key `on` as the boolean True.
+    return workflow.get("on", workflow.get(True))
+
+
+def all_steps() -> list[tuple[str, str, dict]]:
+    """(workflow file, job id, step) for every step of every workflow."""
+    return [
+        (file, name, step)
+        for file, workflow in all_workflows().items()
+        for name, job in workflow["jobs"].items()
+        for step in job.get("steps", [])
+    ]
+
+
+def action(step: dict) -> str:
+    """The action a step uses, without the ref: ``actions/checkout``."""
+    return step.get("uses", "").partition("@")[0]
+
+
+def step_named(job: dict, name: str) -> dict:
+    for step in job["steps"]:
+        if name in (step.get("name"), step.get("id")):
+            return step
+    raise AssertionError(f"no step named {name!r} in {[s.get('name') for s in job['steps']]}")
+
+
+def run_step(
+    step: dict, cwd: Path, env: dict[str, str], stubs: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a `run:` script the way GitHub does with `shell: bash` (bash -eo pipefail), in cwd,
+    with only the given env (plus PATH). ``stubs`` maps a command name to a bash script that
+    stands in for it on PATH.
+    """
+    script = cwd / ".step.sh"
+    script.write_text(step["run"])
+    bin_dir = cwd / ".stubs"
+    bin_dir.mkdir(exist_ok=True)
+    for name, body in (stubs or {}).items():
+        stub = bin_dir / name
+        stub.write_text("#!/usr/bin/env bash\n" + body)
+        stub.chmod(0o755)
+    path = os.pathsep.join([str(bin_dir), str(Path(sys.executable).parent), os.environ["PATH"]])
+    return subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
+        cwd=cwd, env={"PATH": path, "HOME": str(cwd), **env}, capture_output=True, text=True,
+        timeout=60, check=False, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def catalog_ids() -> list[str]:
+    return [spec.id for spec in EngineCatalog.load()]
+
+
+# -- the workflows, checked by the tools CI uses ---------------------------------------------------
 
 
 def test_workflows_match_the_github_workflow_schema() -> None:
@@ -67,24 +135,344 @@ def test_zizmor_finds_nothing_in_the_workflows() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def test_the_workflows_are_ci_and_matrix() -> None:
+    assert [p.name for p in workflow_files()] == ["ci.yml", "matrix.yml"]
+    assert set(load_workflow("ci.yml")["jobs"]) == {"lint", "tests"}
+    assert set(load_workflow("matrix.yml")["jobs"]) == {"plan", "shard", "merge", "deploy"}
+
+
 def test_every_action_is_pinned_by_full_commit_sha() -> None:
     for path in workflow_files():
         for line in path.read_text().splitlines():
             match = re.match(r"\s*(?:-\s+)?uses:\s*(\S+)", line)
             if match and not match.group(1).startswith("./"):
                 assert re.fullmatch(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}", match.group(1)), line
+                # The tag the SHA stands for, for the reader and for updates.
+                assert re.search(r"@[0-9a-f]{40} # v\d+(\.\d+)*$", line), line
+    pins: dict[str, set[str]] = {}
+    for _, _, step in all_steps():
+        if "uses" in step:
+            name, _, ref = step["uses"].partition("@")
+            pins.setdefault(name, set()).add(ref)
+    assert {name: refs for name, refs in pins.items() if len(refs) > 1} == {}, "one SHA per action"
+    assert pins.keys() >= PAGES_ACTIONS
 
 
-def test_matrix_job_covers_exactly_the_catalog_engines() -> None:
-    engines = load_workflow()["jobs"]["matrix"]["strategy"]["matrix"]["engine"]
-    assert engines == [spec.id for spec in EngineCatalog.load()]
-
-
-def test_workflow_steps_take_matrix_values_from_env_only() -> None:
+def test_workflow_steps_take_expressions_from_env_only() -> None:
     # Template injection: no ${{ }} expansion inside a shell script.
-    for name, job in load_workflow()["jobs"].items():
-        for step in job["steps"]:
-            assert "${{" not in step.get("run", ""), f"job {name}: {step['run']}"
+    for file, name, step in all_steps():
+        assert "${{" not in step.get("run", ""), f"{file} job {name}: {step['run']}"
+
+
+def test_least_privilege_and_no_persisted_credentials() -> None:
+    for file, workflow in all_workflows().items():
+        assert workflow["permissions"] == {"contents": "read"}, file
+        for name, job in workflow["jobs"].items():
+            grants = job.get("permissions", {})
+            writes = {scope for scope, level in grants.items() if level == "write"}
+            if (file, name) == ("matrix.yml", "deploy"):
+                assert grants == {"pages": "write", "id-token": "write"}
+            else:
+                assert not writes, f"{file} job {name} writes {writes}"
+    for file, name, step in all_steps():
+        if action(step) == "actions/checkout":
+            assert step["with"]["persist-credentials"] is False, f"{file} job {name}"
+
+
+def test_engine_store_cache_and_debian_mirror() -> None:
+    for file, workflow in all_workflows().items():
+        assert workflow["env"]["RESPMATRIX_DEBIAN_MIRROR"] == "https://deb.debian.org/debian", file
+        assert workflow["env"]["RESPMATRIX_HOME"] == "~/.respmatrix", file
+    jobs = {("ci.yml", "tests"), ("matrix.yml", "shard")}
+    for file, workflow in all_workflows().items():
+        for name, job in workflow["jobs"].items():
+            steps = job["steps"]
+            restores = [i for i, s in enumerate(steps) if action(s) == "actions/cache/restore"]
+            saves = [i for i, s in enumerate(steps) if action(s) == "actions/cache/save"]
+            assert not any(action(s) == "actions/cache" for s in steps), f"{file} job {name}"
+            if (file, name) not in jobs:
+                assert not restores and not saves, f"{file} job {name}"
+                continue
+            # Restored before the install, saved right after it (before the tests or the run).
+            assert len(restores) == len(saves) == 1, f"{file} job {name}"
+            restore, save = steps[restores[0]], steps[saves[0]]
+            runs = [s.get("run", "") for s in steps]
+            install = next(
+                i for i, r in enumerate(runs) if r.startswith("respmatrix engines install")
+            )
+            assert restores[0] < install == saves[0] - 1, f"{file} job {name}"
+            assert "hashFiles('engines/catalog.yaml')" in restore["with"]["key"]
+            assert restore["with"]["path"].split() == save["with"]["path"].split() == [
+                "~/.respmatrix/engines", "!~/.respmatrix/engines/downloads"
+            ]  # fmt: skip
+            assert save["with"]["key"] == "${{ steps.engines-cache.outputs.cache-primary-key }}"
+            assert restore["id"] == "engines-cache"
+
+
+# -- ci.yml: lint and the tests --------------------------------------------------------------------
+
+
+def test_ci_tests_job_has_a_chromium_for_the_browser_test() -> None:
+    job = load_workflow("ci.yml")["jobs"]["tests"]
+    assert job["env"]["RESPMATRIX_CHROMIUM"] == "/usr/bin/google-chrome"
+    runs = [step.get("run", "") for step in job["steps"]]
+    assert "respmatrix engines install all" in runs
+
+
+def test_ci_lint_job_checks_every_workflow() -> None:
+    runs = [step.get("run", "") for step in load_workflow("ci.yml")["jobs"]["lint"]["steps"]]
+    assert (
+        "check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml" in runs
+    )
+    assert "zizmor --offline .github/workflows" in runs
+
+
+# -- matrix.yml: the plan -------------------------------------------------------------------------
+
+
+def matrix_workflow() -> dict:
+    return load_workflow("matrix.yml")
+
+
+def plan(tmp_path: Path, event: str, ref: str = "refs/heads/main", engines: str = "") -> Any:
+    job = matrix_workflow()["jobs"]["plan"]
+    output = tmp_path / "github_output"
+    output.write_text("")
+    env = {
+        **{k: str(v) for k, v in job["env"].items()},
+        "INPUT_ENGINES": engines,
+        "GITHUB_EVENT_NAME": event,
+        "GITHUB_REF": ref,
+        "GITHUB_OUTPUT": str(output),
+    }
+    proc = run_step(step_named(job, "plan"), tmp_path, env)
+    if proc.returncode != 0:
+        return proc
+    outputs = dict(line.split("=", 1) for line in output.read_text().splitlines())
+    assert set(outputs) == set(job["outputs"])
+    return {**outputs, "engines": json.loads(outputs["engines"])}
+
+
+def test_matrix_triggers() -> None:
+    on = triggers(matrix_workflow())
+    assert on["push"] == {"branches": ["main"]}
+    assert "pull_request" in on
+    assert on["schedule"] and all("cron" in entry for entry in on["schedule"])
+    engines = on["workflow_dispatch"]["inputs"]["engines"]
+    assert engines["type"] == "string" and engines["default"] == "all"
+
+
+def test_the_full_shard_list_is_the_engine_catalog() -> None:
+    plan_env = matrix_workflow()["jobs"]["plan"]["env"]
+    assert plan_env["FULL_ENGINES"].split(",") == catalog_ids()
+    shard = matrix_workflow()["jobs"]["shard"]
+    assert shard["strategy"]["matrix"] == {"engine": "${{ fromJSON(needs.plan.outputs.engines) }}"}
+    assert shard["strategy"]["fail-fast"] is False
+    assert shard["needs"] == "plan"
+
+
+@pytest.mark.parametrize("event", ["schedule", "push", "workflow_dispatch"])
+def test_nightly_push_and_dispatch_run_and_publish_the_full_matrix(
+    tmp_path: Path, event: str
+) -> None:
+    outputs = plan(tmp_path, event, engines="all" if event == "workflow_dispatch" else "")
+    assert outputs == {
+        "engines": catalog_ids(),
+        "engine_ids": ",".join(catalog_ids()),
+        "clients": "all",
+        "families": "",
+        "full": "true",
+        "publish": "true",
+    }
+
+
+def test_pull_requests_run_the_quick_subset_and_publish_nothing(tmp_path: Path) -> None:
+    plan_env = matrix_workflow()["jobs"]["plan"]["env"]
+    assert plan_env["QUICK_ENGINES"].split(",") == QUICK_ENGINES
+    assert set(QUICK_ENGINES) <= set(catalog_ids())
+    families = plan_env["QUICK_FAMILIES"].split(",")
+    assert families == ["strings", "keyspace"]
+    assert all((ROOT / "suites" / family).is_dir() for family in families)
+    outputs = plan(tmp_path, "pull_request", ref="refs/pull/6/merge")
+    assert outputs["engines"] == QUICK_ENGINES
+    assert (outputs["clients"], outputs["families"]) == ("raw", "strings,keyspace")
+    assert (outputs["full"], outputs["publish"]) == ("false", "false")
+
+
+def test_dispatch_chooses_engines_by_id_or_line(tmp_path: Path) -> None:
+    outputs = plan(tmp_path, "workflow_dispatch", engines="valkey-9.1, redis")
+    assert outputs["engines"] == [e for e in catalog_ids() if e.startswith("redis")] + [
+        "valkey-9.1"
+    ]
+    assert (outputs["full"], outputs["publish"]) == ("false", "false")
+    assert plan(tmp_path, "workflow_dispatch", engines="")["engines"] == catalog_ids()
+    # A full run elsewhere than main is not published.
+    elsewhere = plan(tmp_path, "workflow_dispatch", ref="refs/heads/topic", engines="all")
+    assert (elsewhere["full"], elsewhere["publish"]) == ("true", "false")
+    for bad in ("redis-6.2", "valkey-9.1,$(touch pwned)", ","):
+        proc = plan(tmp_path, "workflow_dispatch", engines=bad)
+        assert isinstance(proc, subprocess.CompletedProcess), bad
+        assert proc.returncode == 2, bad
+    assert not (tmp_path / "pwned").exists()
+
+
+# -- matrix.yml: shards, merge, summary ------------------------------------------------------------
+
+
+ARGS_STUB = 'printf "%s\\n" "$@" > "$HOME/args"\nmkdir -p shard && echo "{}" > shard/results.json\n'
+
+
+@pytest.mark.parametrize(
+    ("clients", "families", "expected"),
+    [
+        ("raw", "strings,keyspace", ["--clients", "raw", "--families", "strings,keyspace"]),
+        ("all", "", ["--clients", "all"]),
+    ],
+)
+def test_shard_runs_its_engine_and_records_the_exit_status(
+    tmp_path: Path, clients: str, families: str, expected: list[str]
+) -> None:
+    job = matrix_workflow()["jobs"]["shard"]
+    assert job["env"]["ENGINE"] == "${{ matrix.engine }}"
+    env = {"ENGINE": "valkey-9.1", "CLIENTS": clients, "FAMILIES": families}
+    # `respmatrix run` exits 1 when a case fails: the step fails, the status is kept for merge.
+    proc = run_step(step_named(job, "respmatrix run"), tmp_path, env,
+                    {"respmatrix": ARGS_STUB + "exit 1\n"})  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert (tmp_path / "shard" / "exit-status").read_text() == "1\n"
+    args = (tmp_path / "args").read_text().split()
+    assert args[:3] == ["run", "--engines", "valkey-9.1"]
+    assert args[3:5] + args[7:] == expected and args[5:7] == ["--out", "shard"]
+
+    upload = next(s for s in job["steps"] if action(s) == "actions/upload-artifact")
+    assert upload["if"] == "${{ !cancelled() }}"
+    assert upload["with"]["name"] == "shard-${{ matrix.engine }}"
+    assert {"shard/results.json", "shard/exit-status"} <= set(upload["with"]["path"].split())
+
+
+def test_merge_downloads_the_shards_merges_renders_and_uploads() -> None:
+    job = matrix_workflow()["jobs"]["merge"]
+    assert job["needs"] == ["plan", "shard"]
+    assert job["if"] == "${{ !cancelled() && needs.plan.result == 'success' }}"
+    assert job["permissions"] == {"contents": "read", "pages": "read"}
+    uses = [action(s) for s in job["steps"] if "uses" in s]
+    assert "actions/download-artifact" in uses and "actions/upload-artifact" in uses
+    runs = [s.get("run", "") for s in job["steps"]]
+    assert "respmatrix report merge -o merged/results.json shards/*/results.json" in runs
+    assert "respmatrix report render merged/results.json --out merged" in runs
+    pages = next(s for s in job["steps"] if action(s) == "actions/configure-pages")
+    assert pages["id"] == "pages" and pages["continue-on-error"] is True
+    fetch = step_named(job, "fetch the last published results")
+    assert fetch["env"] == {"BASE_URL": "${{ steps.pages.outputs.base_url }}"}
+    assert "curl " in fetch["run"] and "results.json" in fetch["run"]
+
+
+def test_merge_fails_when_a_shard_did_not_finish(tmp_path: Path) -> None:
+    job = matrix_workflow()["jobs"]["merge"]
+    for engine, status in (("redis-7.2", "0"), ("valkey-9.1", "1"), ("valkey-8.0", "3")):
+        shard = tmp_path / "shards" / f"shard-{engine}"
+        shard.mkdir(parents=True)
+        (shard / "results.json").write_text("{}")
+        (shard / "exit-status").write_text(status + "\n")
+    env = {"ENGINE_IDS": "redis-7.2,valkey-9.1,valkey-8.0,redis-8.2"}
+    assert run_step(step_named(job, "check that every planned shard finished"), tmp_path, env)\
+        .returncode == 0  # fmt: skip
+    missing = (tmp_path / "shards-missing.txt").read_text()
+    assert "valkey-8.0" in missing and "redis-8.2" in missing
+    assert "redis-7.2" not in missing and "valkey-9.1" not in missing
+    proc = run_step(step_named(job, "fail if a shard did not finish"), tmp_path, env)
+    assert proc.returncode == 1 and "redis-8.2" in proc.stderr
+
+
+def test_fetch_says_when_nothing_was_published(tmp_path: Path) -> None:
+    step = step_named(matrix_workflow()["jobs"]["merge"], "fetch the last published results")
+    proc = run_step(step, tmp_path, {"BASE_URL": "", "FULL": "true"})
+    assert proc.returncode == 0, proc.stderr
+    assert not (tmp_path / "last.json").exists()
+    assert "no published results" in (tmp_path / "last-status.txt").read_text()
+
+
+# The stand-in respmatrix for the summary: compare finds a regression (exit 1), diff a difference.
+SUMMARY_STUB = """\
+case "$1 $2" in
+  "report compare") echo "WORSE (1 cells): $3 -> $4"; exit 1 ;;
+  "diff redis-7.2") echo "cutover $*"; exit 1 ;;
+esac
+exit 9
+"""
+
+
+@pytest.mark.parametrize("published", [True, False])
+def test_summary_shows_regressions_and_the_cutover_view_without_failing(
+    tmp_path: Path, published: bool
+) -> None:
+    step = step_named(matrix_workflow()["jobs"]["merge"], "summary")
+    (tmp_path / "merged").mkdir()
+    (tmp_path / "shards-missing.txt").write_text("")
+    if published:
+        (tmp_path / "last.json").write_text("{}")
+        (tmp_path / "last-status.txt").write_text("Compared with the last published results.\n")
+    else:
+        (tmp_path / "last-status.txt").write_text("No GitHub Pages site yet.\n")
+    summary = tmp_path / "summary.md"
+    env = {
+        "GITHUB_STEP_SUMMARY": str(summary), "ENGINE_IDS": "redis-7.2,valkey-9.1",
+        "CLIENTS": "all", "FAMILIES": "", "FULL": "true", "PUBLISH": "true",
+    }  # fmt: skip
+    proc = run_step(step, tmp_path, env, {"respmatrix": SUMMARY_STUB})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    text = summary.read_text()
+    assert "cutover diff redis-7.2 valkey-9.1 --results merged/results.json" in text
+    if published:
+        assert "WORSE (1 cells): last.json -> merged/results.json" in text
+        assert "got worse" in text and "::warning" in proc.stdout
+    else:
+        assert "No GitHub Pages site yet." in text and "WORSE" not in text
+    assert (tmp_path / "merged" / "cutover.txt").exists()
+
+
+# -- matrix.yml: GitHub Pages ----------------------------------------------------------------------
+
+
+def test_only_the_deploy_job_publishes_to_pages() -> None:
+    workflow = matrix_workflow()
+    deploy = workflow["jobs"]["deploy"]
+    assert deploy["needs"] == ["plan", "merge"]
+    condition = deploy["if"]
+    for part in ("!cancelled()", "needs.merge.result == 'success'",
+                 "needs.plan.outputs.publish == 'true'", "github.ref == 'refs/heads/main'",
+                 "github.event_name != 'pull_request'"):  # fmt: skip
+        assert part in condition
+    assert deploy["environment"]["name"] == "github-pages"
+    assert deploy["concurrency"] == {"group": "pages", "cancel-in-progress": False}
+    uses = [action(s) for s in deploy["steps"] if "uses" in s]
+    assert uses == [
+        "actions/download-artifact", "actions/upload-pages-artifact", "actions/deploy-pages"
+    ]  # fmt: skip
+    for name, job in workflow["jobs"].items():
+        if name != "deploy":
+            assert not {action(s) for s in job["steps"]} & {
+                "actions/upload-pages-artifact", "actions/deploy-pages"
+            }, name  # fmt: skip
+            assert "environment" not in job, name
+    assert workflow["concurrency"]["cancel-in-progress"] == (
+        "${{ github.event_name == 'pull_request' }}"
+    )
+
+
+def test_the_site_is_the_page_the_matrix_and_the_results(tmp_path: Path) -> None:
+    deploy = matrix_workflow()["jobs"]["deploy"]
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    for name in ("index.html", "matrix.md", "results.json", "compare.txt", "cutover.txt"):
+        (reports / name).write_text(name)
+    proc = run_step(next(s for s in deploy["steps"] if "run" in s), tmp_path, {})
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in (tmp_path / "site").iterdir()) == [
+        "index.html", "matrix.md", "results.json"
+    ]  # fmt: skip
+    upload = next(s for s in deploy["steps"] if action(s) == "actions/upload-pages-artifact")
+    assert upload["with"]["path"] == "site"
 
 
 # -- one test command everywhere -------------------------------------------------------------------
@@ -141,7 +529,7 @@ def test_ci_run_uses_the_readme_test_command() -> None:
 
 
 def test_workflow_tests_job_uses_the_ci_run_test_command() -> None:
-    runs = [step.get("run", "") for step in load_workflow()["jobs"]["tests"]["steps"]]
+    runs = [step.get("run", "") for step in load_workflow("ci.yml")["jobs"]["tests"]["steps"]]
     assert ci_run_test_command() in runs
 
 
