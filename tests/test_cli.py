@@ -118,6 +118,8 @@ def test_run_writes_valid_results_and_matrix(tmp_path: Path) -> None:
         if r["case"] == "strings/SET/ifeq-replaces-on-match"
     }
     assert ifeq == {("redis-7.2", "unsupported"), ("valkey-9.1", "pass")}
+    assert not (tmp_path / ".parts").exists(), "merged parts are removed"
+    assert (tmp_path / "index.html").stat().st_size > 10_000
     matrix = (tmp_path / "matrix.md").read_text()
     assert "| strings |" in matrix and "`set-ifeq`" in matrix
 
