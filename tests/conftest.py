@@ -7,6 +7,7 @@ a missing engine fails the test with the command that installs it, never a silen
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 
 import pytest
@@ -28,6 +29,13 @@ ENGINE_IDS = [
     "valkey-9.0",
     "valkey-9.1",
 ]
+
+
+# A CI runner may start us with SIGINT ignored (a background job of a non-interactive shell);
+# children would inherit that and the Ctrl-C tests could not interrupt anything. Take Python's
+# normal handler back: exec resets it to the default in every child.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_configure(config: pytest.Config) -> None:
