@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from respmatrix.datafiles import load_validated
+from respmatrix.datafiles import DataFileError, load_validated
 
 # Keys of a step (or of a divergence alternative) that state what reply is expected.
 EXPECTATION_KEYS = (
@@ -144,6 +144,19 @@ def load_case(path: Path, root: Path) -> Case:
     """Read and validate one case file; ``root`` is the suites folder the id is relative to."""
     raw = load_validated(path, "case.schema.yaml", "case", loader=CaseLoader)
     case_id = path.relative_to(root).with_suffix("").as_posix()
+    for index, item in enumerate(raw["steps"], 1):
+        for where, spec in [
+            ("", item),
+            *((f" (divergent {k})", v) for k, v in item.get("divergent", {}).items()),
+        ]:
+            kinds = [
+                k for k in ("expect", "error", "error_match", "range", "match", "type") if k in spec
+            ]
+            if len(kinds) > 1:
+                raise DataFileError(
+                    f"{path}: step {index}{where} states several expectations "
+                    f"({', '.join(kinds)}); a step states one"
+                )
     steps = []
     for item in raw["steps"]:
         if "sleep_ms" in item:

@@ -347,6 +347,9 @@ def cmd_engines_start(args: argparse.Namespace) -> int:
         ident = process.identity
         print(f"{spec.id} ({ident.line} {ident.version}) listening on redis://{process.address}")
         print(f"log: {process.log_path}; press Ctrl-C to stop", flush=True)
+        # Block the signals so sigwait receives them instead of the default action killing
+        # us before the server is stopped and its folder removed.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         with contextlib.suppress(KeyboardInterrupt):
             signal.sigwait({signal.SIGINT, signal.SIGTERM})
     print(f"{spec.id} stopped")
@@ -372,8 +375,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         selection = Selection.parse(catalog, args.engines, args.clients, args.protocols)
     except ValueError as exc:
         raise CommandError(str(exc), EXIT_USAGE) from None
-    for engine_id in urls:
-        catalog.get(engine_id)
+    for engine_id, url in urls.items():
+        _check_external(catalog.get(engine_id), url)
     if args.provider == "external":
         missing = [e for e in selection.engines if e not in urls]
         if missing:
@@ -381,6 +384,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 f"--provider external needs --engine-url for {', '.join(missing)}", EXIT_USAGE
             )
     suites = (args.suites or data_dir("suites")).resolve()
+    if not suites.is_dir():
+        raise CommandError(f"no such suites folder: {suites}", EXIT_USAGE)
     if args.families:
         known = {p.name for p in suites.iterdir() if p.is_dir()}
         unknown = {f.strip() for f in args.families.split(",")} - known
@@ -422,12 +427,49 @@ def cmd_run(args: argparse.Namespace) -> int:
     if str(args.workers) not in ("0", "1"):
         pytest_args += ["-n", str(args.workers)]
     pytest_args += [a for a in args.pytest_args if a != "--"]
-    code = pytest.main(pytest_args)
     results_path = out / "results.json"
+    results_path.unlink(missing_ok=True)  # never report an earlier run's file as this one's
+    code = pytest.main(pytest_args)
     if results_path.exists():
         matrix, page = _render(results_path, out)
         print(f"results: {results_path}\nmatrix:  {matrix}\npage:    {page}")
-    return int(code)
+    return _exit_status(int(code))
+
+
+def _exit_status(pytest_code: int) -> int:
+    """pytest's exit codes in the CLI's words: 0 ok, 1 failures, 2 bad input, 130 interrupted."""
+    from pytest import ExitCode as pytest_exit
+
+    if pytest_code in (pytest_exit.OK, pytest_exit.TESTS_FAILED):
+        return pytest_code
+    if pytest_code == pytest_exit.INTERRUPTED:
+        return 130
+    if pytest_code in (pytest_exit.USAGE_ERROR, pytest_exit.NO_TESTS_COLLECTED):
+        return EXIT_USAGE
+    return EXIT_FAILED
+
+
+def _check_external(spec: Any, url: str) -> None:
+    """Identify a server given with --engine-url before the run: one error, not one per case."""
+    from urllib.parse import urlparse
+
+    from respmatrix.launcher import EngineIdentityError, check_identity, identify
+
+    try:
+        parsed = urlparse(url)
+        host, port = parsed.hostname or "127.0.0.1", parsed.port or 6379
+    except ValueError as exc:
+        raise CommandError(f"--engine-url {spec.id}={url}: {exc}", EXIT_USAGE) from None
+    if parsed.scheme not in ("redis", ""):
+        raise CommandError(
+            f"--engine-url {spec.id}={url}: only redis:// URLs are supported", EXIT_USAGE
+        )
+    try:
+        check_identity(spec, identify(host, port), f"the server at {host}:{port}")
+    except OSError as exc:
+        raise CommandError(f"cannot reach {spec.id} at {host}:{port}: {exc}") from None
+    except EngineIdentityError as exc:
+        raise CommandError(str(exc)) from None
 
 
 def _split_url(item: str) -> tuple[str, str]:

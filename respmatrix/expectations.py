@@ -63,6 +63,8 @@ def mismatch(expected: Expectation, observed: Any) -> str | None:
         return f"expected a string matching {want!r}, got {describe(observed)}"
     if kind == "type":
         ok = isinstance(observed, _TYPES[want]) and not isinstance(observed, bool)
+        if want == "array":
+            ok = type(observed) is list  # a SetReply or PushReply is not an array
         return None if ok else f"expected a reply of type {want}, got {describe(observed)}"
     if same(want, observed, expected.unordered):
         return None

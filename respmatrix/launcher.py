@@ -193,6 +193,11 @@ class EngineProcess:
             try:
                 self._start_once()
                 break
+            except OSError as exc:  # Popen itself failed (not executable, no such loader...)
+                self.stop()
+                raise EngineStartError(
+                    f"{self.spec.id}: cannot start {self.server}: {exc}"
+                ) from exc
             except EngineStartError as exc:
                 # Another process may take the free port between our probe and the bind.
                 port_taken = "Address already in use" in str(exc) and not self.requested_port
@@ -202,6 +207,13 @@ class EngineProcess:
         try:
             self.identity = identify(self.host, self.port)
             check_identity(self.spec, self.identity, f"the server started from {self.server}")
+            pid = self.identity.info.get("process_id")
+            if self._proc is None or pid != str(self._proc.pid):
+                # Someone else's server took the port first; ours could not bind.
+                raise EngineStartError(
+                    f"{self.spec.id}: the server answering on {self.address} is process {pid}, "
+                    "not the one started here"
+                )
         except Exception:
             self.stop()
             raise

@@ -153,6 +153,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
+def _case_id(item: pytest.Item, target: Any) -> str:
+    """The test id without the engine/client/protocol part (other parameters stay)."""
+    base, _, params = item.nodeid.partition("[")
+    params = params.removesuffix("]")
+    for cell in (target.id, target.engine):
+        if cell in params:
+            params = params.replace(cell, "", 1).strip("-").replace("--", "-")
+            break
+    return f"{base}[{params}]" if params else base
+
+
 def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> Any:
     if report.when == "call" and report.passed:
         outcome = dict(report.user_properties).get("respmatrix_outcome")
@@ -308,7 +319,7 @@ class RespmatrixSession:
             module = Path(str(item.path)).stem.removeprefix("test_")
             self.writer.result(
                 {
-                    "case": item.nodeid.split("[", 1)[0],
+                    "case": _case_id(item, target),
                     "family": module,
                     "features": list(marker.args) if marker else [],
                     "engine": target.engine,

@@ -74,13 +74,17 @@ class EnginePool:
             # Do not retry a failed start for every case; report the first failure again.
             raise self._failed[engine_id]
         spec = self.catalog.get(engine_id)
+        running = None
         try:
             running = self._external(spec) if engine_id in self.engine_urls else self._launch(spec)
+            # The command inventory rides along in the results, for coverage and availability.
+            endpoint = running.endpoint
+            running.facts["commands"] = command_inventory(endpoint.host, endpoint.port)
         except Exception as exc:
+            if running is not None and running.process is not None:
+                running.process.stop()
             self._failed[engine_id] = exc
             raise
-        # The command inventory rides along in the results, for coverage and availability.
-        running.facts["commands"] = command_inventory(running.endpoint.host, running.endpoint.port)
         self._engines[engine_id] = running
         return running
 

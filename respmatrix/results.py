@@ -108,8 +108,9 @@ def merge(docs: Iterable[dict[str, Any]]) -> dict[str, Any]:
             for key, value in doc.get(section, {}).items():
                 known = merged[section].get(key)
                 if known is not None and known != value and section in ("engines", "clients"):
+                    fields = sorted(k for k in {*known, *value} if known.get(k) != value.get(k))
                     raise MergeConflictError(
-                        f"{section[:-1]} {key!r} differs between inputs: {known} vs {value}"
+                        f"{section[:-1]} {key!r} differs between inputs in: {', '.join(fields)}"
                     )
                 merged[section][key] = value
         for result in doc["results"]:
@@ -121,9 +122,16 @@ def merge(docs: Iterable[dict[str, Any]]) -> dict[str, Any]:
                     + " / ".join(key)
                     + f": {known['outcome']} vs {result['outcome']}"
                 )
-            by_key[key] = result
+            # Same outcome, other details (timings, transcripts): keep one by a fixed rule so
+            # the merge does not depend on the order of its inputs.
+            if known is None or _rank(result) < _rank(known):
+                by_key[key] = result
     merged["results"] = [by_key[k] for k in sorted(by_key)]
     return merged
+
+
+def _rank(result: dict[str, Any]) -> str:
+    return json.dumps({k: v for k, v in result.items() if k != "duration_ms"}, sort_keys=True)
 
 
 @cache
@@ -148,6 +156,8 @@ def load(path: Path) -> dict[str, Any]:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ResultsFileError(f"{path}: no such results file") from None
+    except OSError as exc:
+        raise ResultsFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ResultsFileError(f"{path}: not JSON ({exc})") from None
     validate(doc, str(path))
@@ -157,11 +167,16 @@ def load(path: Path) -> dict[str, Any]:
 def write(doc: dict[str, Any], path: Path) -> None:
     """Validate and write atomically (a reader never sees half a file)."""
     validate(doc, str(path))
+    if path.is_dir():
+        raise ResultsFileError(f"{path}: is a folder; give the results file's path")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     # One result per line: compact enough for tens of thousands of results, still diffable.
     body = {k: v for k, v in doc.items() if k != "results"}
     text = json.dumps(body, indent=1, ensure_ascii=False)[:-2]
     lines = ",\n".join(json.dumps(r, ensure_ascii=False, sort_keys=True) for r in doc["results"])
-    tmp.write_text(f'{text},\n "results": [\n{lines}\n ]\n}}\n', encoding="utf-8")
-    tmp.replace(path)
+    try:
+        tmp.write_text(f'{text},\n "results": [\n{lines}\n ]\n}}\n', encoding="utf-8")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -127,11 +127,13 @@ def run_case(
             },
         )
     # An entry the case declares for the other protocol only is not expected to show here.
+    other = 5 - protocol
     other_protocol_only = {
         d
-        for step in case.steps
-        for d in step.alternatives
-        if d in diverging and not any(s.alternative_for(d, protocol) for s in case.steps)
+        for d in diverging
+        if other in case.protocols
+        and not any(s.alternative_for(d, protocol) for s in case.steps)
+        and any(s.alternative_for(d, other) for s in case.steps)
     }
     unseen = [d for d in diverging if d not in used and d not in other_protocol_only]
     if unseen:

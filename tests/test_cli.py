@@ -72,9 +72,49 @@ def test_unreachable_engine_url_is_an_error_not_a_pass(tmp_path: Path) -> None:
         str(tmp_path),
     )
     assert proc.returncode == 1
-    doc = results.load(tmp_path / "results.json")
-    assert doc["results"] and {r["outcome"] for r in doc["results"]} == {"error"}
-    assert "Connection refused" in doc["results"][0]["detail"]["message"]
+    assert "cannot reach valkey-9.1 at 127.0.0.1:" in one_error_line(proc)
+    assert "Connection refused" in proc.stderr
+    assert not (tmp_path / "results.json").exists()
+
+
+def test_engine_url_of_another_engine_is_refused(tmp_path: Path, running) -> None:
+    redis = running["redis-7.2"]
+    proc = respmatrix(
+        "run",
+        "--engines",
+        "valkey-9.1",
+        "--engine-url",
+        f"valkey-9.1=redis://{redis.address}",
+        "--out",
+        str(tmp_path),
+    )
+    assert proc.returncode == 1
+    assert "identifies as redis 7.2.4" in one_error_line(proc)
+
+
+def test_run_exit_status_in_the_cli_words(tmp_path: Path) -> None:
+    nothing = respmatrix(
+        "run",
+        "--engines",
+        "valkey-9.1",
+        "--families",
+        "strings",
+        "-n",
+        "0",
+        "--out",
+        str(tmp_path),
+        "--",
+        "-k",
+        "no-such-case-anywhere",
+    )
+    assert nothing.returncode == 2  # nothing collected is bad input, not success
+    assert not (tmp_path / "results.json").exists() or results.load(tmp_path / "results.json")
+
+
+def test_results_path_that_is_a_folder(tmp_path: Path) -> None:
+    proc = respmatrix("diff", "redis-7.2", "valkey-9.1", "--results", str(tmp_path))
+    assert proc.returncode == 2
+    assert "cannot read" in one_error_line(proc)
 
 
 def test_malformed_results_file(tmp_path: Path) -> None:

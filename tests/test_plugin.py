@@ -73,3 +73,36 @@ def test_plugin_import_is_cheap() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_parametrized_python_tests_record_distinct_cases(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.parametrize("value", ["a", "b"])
+        def test_echo(resp_client, value):
+            assert resp_client.call("ECHO", value) == value
+        """
+    )
+    out = pytester.path / "out"
+    result = pytester.runpytest_subprocess(
+        "-p",
+        "no:cacheprovider",
+        "--engines",
+        "valkey-9.1",
+        "--clients",
+        "raw",
+        "--protocols",
+        "2",
+        "--respmatrix-out",
+        str(out),
+    )
+    result.assert_outcomes(passed=2)
+    import json
+
+    doc = json.loads((out / "results.json").read_text())
+    assert sorted(r["case"] for r in doc["results"]) == [
+        "test_parametrized_python_tests_record_distinct_cases.py::test_echo[a]",
+        "test_parametrized_python_tests_record_distinct_cases.py::test_echo[b]",
+    ]

@@ -38,6 +38,7 @@ REGISTRY = {
             "kind": "unsupported",
             "features": ["plain-get"],
             "support": {"redis": True, "valkey": False},
+            "reply": {"error_match": "^ERR unknown command"},
             "note": "Deliberately wrong: GET exists everywhere.",
             "source": "https://valkey.io/commands/get/",
         },
