@@ -18,6 +18,8 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "float": (float,),
     "array": (list,),
     "set": (SetReply,),  # a RESP3 set, as opposed to an array
+    "collection": (list,),  # an array or a set: e.g. SPOP with a count, whose reply type
+    # is an array in RESP2 and a set in RESP3 (where the client keeps the difference)
     "map": (dict,),
     "null": (type(None),),
 }
