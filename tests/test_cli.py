@@ -27,6 +27,20 @@ def respmatrix(*args: str, cwd: Path | None = None, timeout: int = 300):
     )
 
 
+def finish(proc: subprocess.Popen, timeout: float, group: bool = False) -> tuple[str, str]:
+    """Wait for a process we signalled; if it ignores us, kill it so no server outlives the test
+    (its servers die with it through PDEATHSIG) and fail."""
+    try:
+        return proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        if group:
+            os.killpg(proc.pid, signal.SIGKILL)
+        else:
+            proc.kill()
+        proc.communicate()
+        raise
+
+
 def one_error_line(proc: subprocess.CompletedProcess) -> str:
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
@@ -209,7 +223,7 @@ def test_ctrl_c_keeps_partial_results_and_leaves_no_server(tmp_path: Path) -> No
             break
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
-    proc.communicate(timeout=60)
+    finish(proc, timeout=60, group=True)
     doc = results.load(tmp_path / "results.json")
     assert len(doc["results"]) >= 20
     assert servers_with(token) == set()
@@ -236,7 +250,7 @@ def test_engines_start_serves_until_interrupted() -> None:
         assert f"port {port} on 127.0.0.1 is already in use" in one_error_line(busy)
     finally:
         proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=20)
+        out, _ = finish(proc, timeout=20)
     assert proc.returncode == 0 and "redis-7.4 stopped" in out
     with pytest.raises(OSError):
         RespConnection("127.0.0.1", port, timeout=1)
