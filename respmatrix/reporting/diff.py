@@ -21,17 +21,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from respmatrix.reporting import OUTCOME_SYMBOLS
 from respmatrix.reporting.availability import STATE_WORDS, Evidence, attributed
 
-SYMBOLS = {
-    "pass": "✓",
-    "fail": "✗",
-    "unsupported": "—",
-    "divergent": "≠",
-    "error": "!",
-    "skipped": "s",
-    "missing": "·",
-}
+SYMBOLS = {**OUTCOME_SYMBOLS, "missing": "·"}
 ORDER = tuple(SYMBOLS)
 
 

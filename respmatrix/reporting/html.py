@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from respmatrix.reporting import OUTCOME_SYMBOLS
 from respmatrix.reporting.availability import (
     LINE_NAMES,
     STATE_SYMBOLS,
@@ -40,14 +41,6 @@ OUTCOME_CODES = {
     "unsupported": "u",
     "divergent": "d",
     "error": "e",
-    "skipped": "s",
-}
-OUTCOME_SYMBOLS = {
-    "pass": "✓",
-    "fail": "✗",
-    "unsupported": "—",
-    "divergent": "≠",
-    "error": "!",
     "skipped": "s",
 }
 # What a matrix cell says, short enough for a phone.

@@ -5,16 +5,10 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from typing import Any
 
+from respmatrix.reporting import OUTCOME_SYMBOLS
 from respmatrix.runner import OUTCOMES
 
-_SYMBOL = {
-    "pass": "✓",
-    "fail": "✗",
-    "unsupported": "—",
-    "divergent": "≠",
-    "error": "!",
-    "skipped": "s",
-}
+_SYMBOL = OUTCOME_SYMBOLS
 
 
 def _cell(counts: Counter[str]) -> str:
