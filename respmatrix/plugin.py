@@ -118,8 +118,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def resp_engine(request: pytest.FixtureRequest, resp_target: Any) -> Any:
     """The running engine for this test's target, all databases flushed."""
     session = request.config.stash[SESSION_KEY]
+    # Gate on the marker before starting anything: a skipped test costs no engine.
+    _check_version_marker(request.node, session.catalog.get(resp_target.engine))
     running = session.engine(resp_target.engine)
-    _check_version_marker(request.node, running.spec)
     session.pool.reset(resp_target.engine)
     return running
 
@@ -206,7 +207,7 @@ class RespmatrixSession:
         urls = {}
         for item in config.getoption("engine_url"):
             engine_id, sep, url = item.partition("=")
-            if not sep:
+            if not sep or not url:
                 raise pytest.UsageError(f"--engine-url expects ID=URL, got {item!r}")
             urls[engine_id] = url
         state = cls(
