@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from respmatrix import results
+from respmatrix.clients import ADAPTERS
 from tests.conftest import ENGINE_IDS
 
 
@@ -163,7 +164,7 @@ def test_run_writes_valid_results_and_matrix(tmp_path: Path) -> None:
     doc = results.load(tmp_path / "results.json")  # validates against the JSON Schema
     assert set(doc["engines"]) == {"redis-7.2", "valkey-9.1"}
     assert doc["engines"]["valkey-9.1"]["version"] == "9.1.2"
-    assert set(doc["clients"]) == {"raw", "redis-py", "valkey-py"}
+    assert set(doc["clients"]) == set(ADAPTERS)
     outcomes = {r["outcome"] for r in doc["results"]}
     assert outcomes <= {"pass", "unsupported", "divergent"}
     ifeq = {

@@ -15,6 +15,8 @@ ADAPTERS: dict[str, str] = {
     "raw": "respmatrix.clients.raw:RawClient",
     "redis-py": "respmatrix.clients.redispy:RedisPyClient",
     "valkey-py": "respmatrix.clients.redispy:ValkeyPyClient",
+    "redis-py-async": "respmatrix.clients.redispy:RedisPyAsyncClient",
+    "valkey-py-async": "respmatrix.clients.redispy:ValkeyPyAsyncClient",
 }
 
 

@@ -1,4 +1,4 @@
-"""Adapters for redis-py and its fork valkey-py (same API, different package).
+"""Adapters for redis-py and its fork valkey-py (same API, different package), sync and asyncio.
 
 Commands go through ``execute_command`` with the library's response callbacks removed, so the
 reply is what the library's protocol parser produced, not a convenience conversion.
@@ -6,6 +6,7 @@ reply is what the library's protocol parser produced, not a convenience conversi
 
 from __future__ import annotations
 
+import asyncio
 from importlib import import_module
 from typing import Any, ClassVar
 
@@ -15,12 +16,13 @@ from respmatrix.replies import RespError, normalize
 
 class _RedisPyFamily(ClientAdapter):
     module_name: ClassVar[str]
+    client_module: ClassVar[str] = ""  # "" for the sync client, ".asyncio" for asyncio
 
     def __init__(self, endpoint: Endpoint, protocol: int) -> None:
         super().__init__(endpoint, protocol)
         lib = import_module(self.module_name)
         self._lib = lib
-        self._client = lib.Redis(
+        self._client = import_module(self.module_name + self.client_module).Redis(
             host=endpoint.host,
             port=endpoint.port,
             protocol=protocol,
@@ -76,6 +78,30 @@ def _codes_by_exception(module_name: str) -> dict[type, str]:
     return codes
 
 
+class _AsyncRedisPyFamily(_RedisPyFamily):
+    """The asyncio client, driven on an event loop of its own, one command at a time."""
+
+    client_module = ".asyncio"
+
+    def __init__(self, endpoint: Endpoint, protocol: int) -> None:
+        self._loop = asyncio.new_event_loop()
+        super().__init__(endpoint, protocol)
+
+    def call(self, *args: Any) -> Any:
+        try:
+            reply = self._loop.run_until_complete(self._client.execute_command(*args))
+        except self._lib.exceptions.ResponseError as exc:
+            return self._error(exc)
+        return self._normalize(reply)
+
+    def close(self) -> None:
+        try:
+            closing = getattr(self._client, "aclose", None) or self._client.close
+            self._loop.run_until_complete(closing())
+        finally:
+            self._loop.close()
+
+
 class RedisPyClient(_RedisPyFamily):
     client_id = "redis-py"
     package = "redis"
@@ -84,5 +110,17 @@ class RedisPyClient(_RedisPyFamily):
 
 class ValkeyPyClient(_RedisPyFamily):
     client_id = "valkey-py"
+    package = "valkey"
+    module_name = "valkey"
+
+
+class RedisPyAsyncClient(_AsyncRedisPyFamily):
+    client_id = "redis-py-async"
+    package = "redis"
+    module_name = "redis"
+
+
+class ValkeyPyAsyncClient(_AsyncRedisPyFamily):
+    client_id = "valkey-py-async"
     package = "valkey"
     module_name = "valkey"
