@@ -9,10 +9,8 @@ import pytest
 import yaml
 
 from respmatrix.cases import discover_cases
-from respmatrix.catalog import EngineCatalog
 from respmatrix.datafiles import data_dir
 from respmatrix.registry import DivergenceRegistry
-from tests.conftest import ENGINE_IDS
 
 SUITES = data_dir("suites")
 CASES = discover_cases(SUITES)
@@ -57,11 +55,3 @@ def test_registry_entries_name_real_lines_and_sources() -> None:
         assert item["source"].startswith("https://")
         ranges = item.get("support") or item.get("applies")
         assert set(ranges) == {"redis", "valkey"}
-
-
-def test_catalog_lists_the_eight_engines() -> None:
-    catalog = EngineCatalog.load()
-    assert [e.id for e in catalog] == ENGINE_IDS
-    for spec in catalog:
-        assert spec.id == f"{spec.line}-{spec.minor}"
-        assert all(re.fullmatch(r"[0-9a-f]{64}", s["sha256"]) for s in spec.sources)
