@@ -94,7 +94,7 @@ def cold_starts(specs: Sequence[EngineSpec], store: EngineStore, repeat: int) ->
         times = StartTimes(spec.id)
         server, env = store.server_path(spec), store.server_env(spec)
         for _ in range(repeat):
-            process = EngineProcess(spec, server, env)
+            process = EngineProcess(spec, server, env, extra_args=store.module_args(spec))
             try:
                 began = time.perf_counter()
                 process.start()

@@ -6,14 +6,14 @@ The facts live in ``engines/catalog.yaml``; this module only reads and validates
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from packaging.version import Version
 
-from respmatrix.datafiles import data_dir, load_validated
+from respmatrix.datafiles import DataFileError, data_dir, load_validated
 
 LINES = ("redis", "valkey")
 
@@ -34,7 +34,23 @@ class EngineSpec:
     sources: tuple[dict[str, Any], ...]
     build: dict[str, Any] | None = None
     library_dirs: tuple[str, ...] = ()
-    modules: dict[str, str] = field(default_factory=dict)
+    modules: dict[str, str] = field(default_factory=dict)  # bundled module files, by name
+    # A variant (``redis-7.4+stack``) shares the install of ``base`` and differs only in the
+    # modules it loads at start.
+    base: str | None = None
+    load: tuple[str, ...] = ()  # bundled modules this id starts with (``--loadmodule``)
+    # What MODULE LIST must report once started (built-in and loaded), name -> version.
+    loaded_modules: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def install_id(self) -> str:
+        """The id whose engine folder this spec runs from: itself, or its base for a variant."""
+        return self.base or self.id
+
+    @property
+    def variant(self) -> str | None:
+        """``stack`` for ``redis-7.4+stack``; None for a base engine."""
+        return self.id.partition("+")[2] or None
 
     @cached_property
     def parsed_version(self) -> Version:
@@ -44,6 +60,20 @@ class EngineSpec:
     def minor(self) -> str:
         """``7.2`` for 7.2.4: the release line the id names."""
         return f"{self.parsed_version.major}.{self.parsed_version.minor}"
+
+
+def _variant(base: EngineSpec, raw: dict[str, Any], path: Path) -> EngineSpec:
+    """A variant entry: the base engine started with some of its bundled modules loaded."""
+    if not raw["id"].startswith(f"{base.id}+"):
+        raise DataFileError(f"{path}: variant {raw['id']!r} must be named {base.id}+<variant>")
+    unknown = sorted(set(raw["load"]) - set(base.modules))
+    if unknown:
+        raise DataFileError(
+            f"{path}: variant {raw['id']} loads {', '.join(unknown)}, which {base.id} does not "
+            f"bundle (it has: {', '.join(base.modules) or 'none'})"
+        )
+    loaded = {**base.loaded_modules, **{name: str(v) for name, v in raw["load"].items()}}
+    return replace(base, id=raw["id"], base=base.id, load=tuple(raw["load"]), loaded_modules=loaded)
 
 
 class EngineCatalog:
@@ -58,19 +88,22 @@ class EngineCatalog:
         raw = load_validated(path, "catalog.schema.yaml", "engine catalog")
         engines = []
         for item in raw["engines"]:
-            engines.append(
-                EngineSpec(
-                    id=item["id"],
-                    line=item["line"],
-                    version=item["version"],
-                    image=item["image"],
-                    server=item["server"],
-                    sources=tuple(item["sources"]),
-                    build=item.get("build"),
-                    library_dirs=tuple(item.get("library_dirs", ())),
-                    modules=dict(item.get("modules", {})),
-                )
+            builtin = {name: str(v) for name, v in item.get("builtin_modules", {}).items()}
+            base = EngineSpec(
+                id=item["id"],
+                line=item["line"],
+                version=item["version"],
+                image=item["image"],
+                server=item["server"],
+                sources=tuple(item["sources"]),
+                build=item.get("build"),
+                library_dirs=tuple(item.get("library_dirs", ())),
+                modules=dict(item.get("modules", {})),
+                loaded_modules=builtin,
             )
+            engines.append(base)
+            for variant in item.get("variants", ()):
+                engines.append(_variant(base, variant, path))
         return cls(engines)
 
     def __iter__(self) -> Iterator[EngineSpec]:
@@ -89,7 +122,11 @@ class EngineCatalog:
             ) from None
 
     def select(self, selector: str | Iterable[str]) -> list[EngineSpec]:
-        """Resolve ``all``, a line (``valkey``), ids, or a comma list of those, in catalog order."""
+        """Resolve ``all``, a line (``valkey``), ids, or a comma list of those, in catalog order.
+
+        ``all`` and a line include the variants (``redis-7.4+stack``): the module families
+        only have something to run on those.
+        """
         words = selector.split(",") if isinstance(selector, str) else list(selector)
         wanted: set[str] = set()
         for word in (w.strip() for w in words):

@@ -342,7 +342,13 @@ def cmd_engines_start(args: argparse.Namespace) -> int:
     spec = _catalog().get(args.id)
     store = _store()
     install_engines([spec])
-    process = EngineProcess(spec, store.server_path(spec), store.server_env(spec), port=args.port)
+    process = EngineProcess(
+        spec,
+        store.server_path(spec),
+        store.server_env(spec),
+        extra_args=store.module_args(spec),
+        port=args.port,
+    )
     with process:
         ident = process.identity
         print(f"{spec.id} ({ident.line} {ident.version}) listening on redis://{process.address}")

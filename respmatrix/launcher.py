@@ -41,6 +41,7 @@ class EngineIdentity:
     build: str
     info: dict[str, str] = field(default_factory=dict)
     modules: list[str] = field(default_factory=list)
+    module_versions: dict[str, str] = field(default_factory=dict)  # MODULE LIST name -> version
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -132,21 +133,51 @@ def identify(host: str, port: int) -> EngineIdentity:
     sha = fields.get("redis_git_sha1", "")
     if sha.strip("0"):
         build = f"{build} (git {sha})"
-    names = []
+    versions = {}
     if isinstance(modules, list):
         for module in modules:
             if isinstance(module, dict):
-                names.append(str(module.get("name")))
-    return EngineIdentity(line=line, version=version, build=build, info=fields, modules=names)
+                versions[str(module.get("name"))] = module_version(module.get("ver"))
+    return EngineIdentity(
+        line=line,
+        version=version,
+        build=build,
+        info=fields,
+        modules=sorted(versions),
+        module_versions=dict(sorted(versions.items())),
+    )
+
+
+def module_version(ver: object) -> str:
+    """MODULE LIST's integer ``ver`` as a dotted version: 20609 -> ``2.6.9``."""
+    try:
+        number = int(str(ver))
+    except ValueError:
+        return str(ver)
+    return f"{number // 10000}.{number // 100 % 100}.{number % 100}"
 
 
 def check_identity(spec: EngineSpec, identity: EngineIdentity, where: str) -> None:
-    """Refuse a server whose line or exact version is not the catalog's."""
+    """Refuse a server whose line, exact version or loaded modules are not the catalog's.
+
+    Modules decide what module commands answer, so ``redis-7.4`` (none loaded) and
+    ``redis-7.4+stack`` are told apart by MODULE LIST, module versions included.
+    """
     if identity.line != spec.line or identity.version != spec.version:
         raise EngineIdentityError(
             f"{where} should be {spec.line} {spec.version} ({spec.id}) but identifies as "
             f"{identity.line} {identity.version}; refusing to record results against it"
         )
+    if identity.module_versions != spec.loaded_modules:
+        raise EngineIdentityError(
+            f"{where} should have the modules {_modules_text(spec.loaded_modules)} ({spec.id}) "
+            f"but MODULE LIST reports {_modules_text(identity.module_versions)}; refusing to "
+            "record results against it"
+        )
+
+
+def _modules_text(modules: dict[str, str]) -> str:
+    return ", ".join(f"{name} {version}" for name, version in sorted(modules.items())) or "none"
 
 
 class EngineProcess:
@@ -317,6 +348,8 @@ class EngineProcess:
             "build": ident.build if ident else "",
             "provider": "binary",
             "modules": ident.modules if ident else [],
+            "module_versions": ident.module_versions if ident else {},
+            **({"variant": self.spec.variant} if self.spec.variant else {}),
         }
 
     def __enter__(self) -> EngineProcess:

@@ -94,7 +94,11 @@ class EnginePool:
         if not self.store.is_installed(spec):
             raise EngineNotInstalledError(spec, self.store.root)
         process = EngineProcess(
-            spec, self.store.server_path(spec), self.store.server_env(spec), self.log_dir
+            spec,
+            self.store.server_path(spec),
+            self.store.server_env(spec),
+            self.log_dir,
+            extra_args=self.store.module_args(spec),
         ).start()
         return RunningEngine(
             spec, Endpoint.single(process.host, process.port), process.describe(), process
@@ -111,6 +115,8 @@ class EnginePool:
             "build": identity.build,
             "provider": "external",
             "modules": identity.modules,
+            "module_versions": identity.module_versions,
+            **({"variant": spec.variant} if spec.variant else {}),
         }
         return RunningEngine(spec, Endpoint.single(host, port), facts)
 

@@ -105,7 +105,7 @@ def default_root() -> Path:
 def _fingerprint(spec: EngineSpec) -> dict[str, Any]:
     """What an installed folder was made from; a catalog change makes old folders stale."""
     return {
-        "id": spec.id,
+        "id": spec.install_id,
         "version": spec.version,
         "server": spec.server,
         "sources": [s["sha256"] for s in spec.sources],
@@ -124,8 +124,11 @@ class EngineStore:
     # --- paths and queries ----------------------------------------------------------------
 
     def engine_dir(self, spec: EngineSpec) -> Path:
-        """The folder the engine lives in once installed (whether or not it is)."""
-        return self.root / spec.id
+        """The folder the engine lives in once installed (whether or not it is).
+
+        A variant (``redis-7.4+stack``) shares its base's folder: same binary, same files.
+        """
+        return self.root / spec.install_id
 
     def is_installed(self, spec: EngineSpec) -> bool:
         """True only for a complete install of exactly this catalog entry."""
@@ -162,6 +165,13 @@ class EngineStore:
         self.server_path(spec)  # a clear EngineNotInstalledError beats a failing --loadmodule
         return self.engine_dir(spec) / rel
 
+    def module_args(self, spec: EngineSpec) -> tuple[str, ...]:
+        """Server arguments that load the modules ``spec`` starts with (none for a base id)."""
+        args: list[str] = []
+        for name in spec.load:
+            args += ["--loadmodule", str(self.module_path(spec, name))]
+        return tuple(args)
+
     def status(self, spec: EngineSpec) -> EngineStatus:
         """Installed or not, where, and since when."""
         installed = self.is_installed(spec)
@@ -189,7 +199,7 @@ class EngineStore:
             if self.is_installed(spec):  # another process finished it while we waited
                 return self.engine_dir(spec)
             self._remove_stale_temp(spec)
-            tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{spec.id}-", dir=self.root))
+            tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{spec.install_id}-", dir=self.root))
             try:
                 tmp.chmod(0o755)  # mkdtemp makes it private; engines are plain readable files
                 for source in spec.sources:
@@ -217,7 +227,7 @@ class EngineStore:
             return False
         self.root.mkdir(parents=True, exist_ok=True)
         with self._lock(spec):
-            trash = Path(tempfile.mkdtemp(prefix=f".trash-{spec.id}-", dir=self.root))
+            trash = Path(tempfile.mkdtemp(prefix=f".trash-{spec.install_id}-", dir=self.root))
             try:
                 # The marker goes first so a half-removed folder never looks installed.
                 (folder / MARKER).unlink(missing_ok=True)
@@ -240,7 +250,7 @@ class EngineStore:
 
     def build_log(self, spec: EngineSpec) -> Path:
         """Where the last build of ``spec`` wrote its output."""
-        return self.root / f"{spec.id}.build.log"
+        return self.root / f"{spec.install_id}.build.log"
 
     def _build(self, spec: EngineSpec, tmp: Path) -> None:
         build = spec.build or {}
@@ -327,7 +337,7 @@ class EngineStore:
         folder = self.engine_dir(spec)
         trash = None
         if folder.exists() or folder.is_symlink():
-            trash = Path(tempfile.mkdtemp(prefix=f".trash-{spec.id}-", dir=self.root))
+            trash = Path(tempfile.mkdtemp(prefix=f".trash-{spec.install_id}-", dir=self.root))
             folder.rename(trash / "engine")
         try:
             tmp.rename(folder)
@@ -337,13 +347,13 @@ class EngineStore:
 
     def _remove_stale_temp(self, spec: EngineSpec) -> None:
         """Temp folders a killed install left behind (we hold the lock: none is in use)."""
-        for pattern in (f".tmp-{spec.id}-*", f".trash-{spec.id}-*"):
+        for pattern in (f".tmp-{spec.install_id}-*", f".trash-{spec.install_id}-*"):
             for path in self.root.glob(pattern):
                 shutil.rmtree(path, ignore_errors=True)
 
     @contextlib.contextmanager
     def _lock(self, spec: EngineSpec) -> Iterator[None]:
-        with (self.root / f".lock-{spec.id}").open("a") as fh:
+        with (self.root / f".lock-{spec.install_id}").open("a") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
                 yield

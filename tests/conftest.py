@@ -18,10 +18,13 @@ from respmatrix.store import EngineStore
 
 pytest_plugins = ["pytester"]
 
-# The matrix the project promises, in catalog order.
+# The matrix the project promises, in catalog order: the eight engines and the two stack
+# variants (the same redis-7.2/7.4 installs started with the Redis Stack modules loaded).
 ENGINE_IDS = [
     "redis-7.2",
+    "redis-7.2+stack",
     "redis-7.4",
+    "redis-7.4+stack",
     "redis-8.0",
     "redis-8.2",
     "valkey-8.0",

@@ -44,9 +44,15 @@ def test_every_engine_starts_and_identifies(
 ) -> None:
     spec = catalog.get(engine_id)
     require_installed(store, spec)
-    with EngineProcess(spec, store.server_path(spec), store.server_env(spec)) as process:
+    process = EngineProcess(
+        spec, store.server_path(spec), store.server_env(spec), extra_args=store.module_args(spec)
+    )
+    with process:
         assert process.identity is not None
         assert (process.identity.line, process.identity.version) == (spec.line, spec.version)
+        # the modules loaded (none for a base id) are checked and recorded with their versions
+        assert process.identity.module_versions == spec.loaded_modules
+        assert process.describe()["module_versions"] == spec.loaded_modules
         assert process.identity.build  # recorded in every result
         # Valkey keeps redis_version:7.2.4 for compatibility: never the way to tell them apart
         if spec.line == "valkey":
@@ -66,6 +72,21 @@ def test_identity_mismatch_is_refused(running: dict[str, EngineProcess]) -> None
     as_redis = dataclasses.replace(valkey.spec, line="redis")
     with pytest.raises(EngineIdentityError, match=r"identifies as valkey 9.1.2"):
         check_identity(as_redis, identify(valkey.host, valkey.port), "test server")
+
+
+def test_a_server_without_the_variants_modules_is_refused(
+    running: dict[str, EngineProcess], catalog: EngineCatalog
+) -> None:
+    redis = running["redis-7.2"]  # started as the base id: no module loaded
+    identity = identify(redis.host, redis.port)
+    assert identity.module_versions == {}
+    check_identity(catalog.get("redis-7.2"), identity, "test server")
+    with pytest.raises(EngineIdentityError, match=r"should have the modules ReJSON 2\.6\.9.*none"):
+        check_identity(catalog.get("redis-7.2+stack"), identity, "test server")
+    # and a module the catalog does not list is refused as well (redis-8.0 has vectorset)
+    with_vectorset = dataclasses.replace(identity, module_versions={"vectorset": "0.0.1"})
+    with pytest.raises(EngineIdentityError, match=r"modules none .* reports vectorset 0\.0\.1"):
+        check_identity(catalog.get("redis-7.2"), with_vectorset, "test server")
 
 
 def test_missing_binary_names_the_install_command(catalog: EngineCatalog, tmp_path) -> None:

@@ -485,6 +485,58 @@ def test_unknown_module_is_a_clear_error(http: FileServer, tmp_path: Path) -> No
         EngineStore(tmp_path).module_path(spec, "rejson")
 
 
+def test_a_variant_runs_from_its_base_install(http: FileServer, tmp_path: Path) -> None:
+    base = fake_spec(http)
+    variant = replace(base, id="redis-1.2+mod", base=base.id, load=("mod",))
+    store = EngineStore(tmp_path)
+    assert not store.is_installed(variant)
+    store.install(variant)  # installs the base's folder, once
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == [
+        "downloads",
+        "redis-1.2",
+    ]
+    assert store.is_installed(base) and store.is_installed(variant)
+    assert store.server_path(variant) == store.server_path(base)
+    assert store.module_args(base) == ()
+    assert store.module_args(variant) == ("--loadmodule", str(tmp_path / "redis-1.2/lib/mod.so"))
+    assert store.status(variant).id == "redis-1.2+mod"
+
+
+def _catalog_with(tmp_path: Path, **variant: Any) -> Path:
+    raw = yaml.safe_load((data_dir("engines") / "catalog.yaml").read_text())
+    raw["engines"][0]["variants"] = [variant]
+    path = tmp_path / "catalog.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_catalog_variants_load_bundled_modules_only(tmp_path: Path) -> None:
+    path = _catalog_with(tmp_path, id="redis-7.2+graph", load={"graph": "4.16.3"})
+    with pytest.raises(ValueError, match=r"loads graph, which redis-7.2 does not bundle"):
+        EngineCatalog.load(path)
+    path = _catalog_with(tmp_path, id="redis-7.4+json", load={"ReJSON": "2.6.9"})
+    with pytest.raises(ValueError, match=r"must be named redis-7.2\+<variant>"):
+        EngineCatalog.load(path)
+    path = _catalog_with(tmp_path, id="redis-7.2+json", load={"ReJSON": "2.6"})
+    with pytest.raises(ValueError, match=r"variants/0/load"):
+        EngineCatalog.load(path)
+
+
+def test_catalog_stack_variants() -> None:
+    catalog = EngineCatalog.load()
+    for base_id in ("redis-7.2", "redis-7.4"):
+        base, stack = catalog.get(base_id), catalog.get(f"{base_id}+stack")
+        # the base id is the clean server; the variant is the same install with the modules
+        assert (base.load, base.loaded_modules) == ((), {})
+        assert (stack.install_id, stack.variant, stack.sources) == (base.id, "stack", base.sources)
+        stack_modules = {"ReJSON", "search", "bf", "timeseries"}
+        assert set(stack.load) == set(stack.loaded_modules) == stack_modules
+    # vector sets are compiled into Redis 8; every id of a line is selected with its line
+    assert catalog.get("redis-8.0").loaded_modules == {"vectorset": "0.0.1"}
+    assert "redis-7.4+stack" in [e.id for e in catalog.select("redis")]
+    assert [e.id for e in catalog.select("all")] == ENGINE_IDS
+
+
 def test_default_root_follows_respmatrix_home(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -499,7 +551,9 @@ def test_catalog_pins_every_source() -> None:
     catalog = EngineCatalog.load()
     assert [e.id for e in catalog] == ENGINE_IDS
     for engine in catalog:
-        assert engine.id == f"{engine.line}-{engine.minor}"
+        assert engine.id == f"{engine.line}-{engine.minor}" + (
+            f"+{engine.variant}" if engine.variant else ""
+        )
         assert engine.image.endswith(f":{engine.version}")
         for source in engine.sources:
             assert re.fullmatch(r"[0-9a-f]{64}", source["sha256"])
