@@ -52,6 +52,19 @@ class VersionRange:
         return f"{self.added}+" if self.removed is None else f"{self.added} to <{self.removed}"
 
 
+# A module feature exists where the engine has the module loaded (built in or --loadmodule),
+# whatever its line and version: ``support: {module: ReJSON}`` is kept as ranges["module:ReJSON"].
+MODULE_KEY = "module:"
+
+
+def parse_where(raw: dict[str, Any]) -> dict[str, VersionRange]:
+    """``support``/``applies``: versions per engine line, or ``{module: NAME, versions: ...}``
+    (the versions of the module as MODULE LIST reports them; every version if left out)."""
+    if "module" in raw:
+        return {MODULE_KEY + raw["module"]: VersionRange.parse(raw.get("versions", True))}
+    return {line: VersionRange.parse(v) for line, v in raw.items()}
+
+
 @dataclass(frozen=True)
 class Divergence:
     """One registry entry."""
@@ -64,9 +77,17 @@ class Divergence:
     source: str
     reply: dict[str, Any] | None = None  # unsupported: how a lacking engine answers
 
+    def in_range(self, engine: EngineSpec) -> bool:
+        """Whether ``engine`` is in the entry's versions: of its line, or of a module it loads."""
+        for key, versions in self.ranges.items():
+            if key.startswith(MODULE_KEY):
+                loaded = engine.loaded_modules.get(key.removeprefix(MODULE_KEY))
+                return loaded is not None and Version(loaded) in versions
+        return engine.parsed_version in self.ranges.get(engine.line, VersionRange(None))
+
     def applies_to(self, engine: EngineSpec) -> bool:
         """True where this entry predicts a difference on ``engine``."""
-        in_range = engine.parsed_version in self.ranges.get(engine.line, VersionRange(None))
+        in_range = self.in_range(engine)
         return not in_range if self.kind == "unsupported" else in_range
 
     def as_dict(self) -> dict[str, Any]:
@@ -106,7 +127,7 @@ class DivergenceRegistry:
                     id=item["id"],
                     kind=item["kind"],
                     features=tuple(item["features"]),
-                    ranges={line: VersionRange.parse(v) for line, v in item[ranges_key].items()},
+                    ranges=parse_where(item[ranges_key]),
                     note=item["note"].strip(),
                     source=item["source"],
                     reply=item.get("reply"),
