@@ -7,6 +7,7 @@ values of :mod:`respmatrix.replies`, so what it returns is what the engine said.
 from __future__ import annotations
 
 import contextlib
+import select
 import socket
 from typing import Any
 
@@ -97,6 +98,21 @@ class RespConnection:
         finally:
             self._sock.settimeout(timeout)
         return bytes(self._buf) + pending
+
+    def read_frame(self) -> Any:
+        """Return the next frame off the wire, push frame or not (RESP3 answers SUBSCRIBE and
+        its kin with push frames, which :meth:`read_reply` would set aside)."""
+        return self._read()
+
+    def receive(self, timeout: float) -> Any:
+        """The next frame no command asked for: a push set aside earlier, or one arriving
+        within ``timeout`` seconds (None when none does). In RESP2 that is a plain array."""
+        if self.pushes:
+            return self.pushes.pop(0)
+        # wait on the socket, not inside a read: a timeout mid-frame would lose the framing
+        if not self._buf and not select.select([self._sock], [], [], timeout)[0]:
+            return None
+        return self._read()
 
     def read_push(self) -> PushReply:
         """Return the next push frame (waiting for one if none is buffered)."""
