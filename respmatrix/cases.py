@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from respmatrix.connections import check_steps
 from respmatrix.datafiles import DataFileError, load_validated
 
 # Keys of a step (or of a divergence alternative) that state what reply is expected.
@@ -24,7 +25,12 @@ EXPECTATION_KEYS = (
     "range",
     "match",
     "type",
+    "client_error",
 )
+
+
+# The expectation kinds a step (or alternative) states exactly one of.
+EXPECTATION_KINDS = ("expect", "error", "error_match", "range", "match", "type", "client_error")
 
 
 @dataclass(frozen=True)
@@ -89,7 +95,7 @@ class Expectation:
         per_protocol = f"expect_resp{protocol}"
         if per_protocol in raw:
             return cls("value", raw[per_protocol], unordered)
-        for kind in ("error", "error_match", "range", "match", "type"):
+        for kind in ("error", "error_match", "range", "match", "type", "client_error"):
             if kind in raw:
                 return cls(kind, raw[kind], unordered)
         return cls("value", raw["expect"], unordered)
@@ -97,11 +103,13 @@ class Expectation:
 
 @dataclass(frozen=True)
 class Step:
-    send: tuple[Any, ...]
+    send: tuple[Any, ...]  # the command, or the positional arguments of a typed call
     raw: dict[str, Any]
     store: str | None = None
     sleep_ms: int = 0
     alternatives: dict[str, dict[str, Any]] = field(default_factory=dict)
+    call: str | None = None  # typed-API step: the client method to call
+    kwargs: dict[str, Any] = field(default_factory=dict)
 
     def alternative_for(self, divergence: str, protocol: int) -> dict[str, Any] | None:
         """The alternative this step states for ``divergence`` under ``protocol``, if any.
@@ -134,6 +142,11 @@ class Case:
     cleanup: tuple[tuple[Any, ...], ...]
     protocols: tuple[int, ...]
     path: Path
+    api: tuple[str, ...] = ()  # typed-API case: the client APIs it is written for
+
+    def runs_on(self, client_api: str | None) -> bool:
+        """Raw cases run through every client; typed cases through clients offering the API."""
+        return not self.api or client_api in self.api
 
     @property
     def name(self) -> str:
@@ -149,14 +162,13 @@ def load_case(path: Path, root: Path) -> Case:
             ("", item),
             *((f" (divergent {k})", v) for k, v in item.get("divergent", {}).items()),
         ]:
-            kinds = [
-                k for k in ("expect", "error", "error_match", "range", "match", "type") if k in spec
-            ]
+            kinds = [k for k in EXPECTATION_KINDS if k in spec]
             if len(kinds) > 1:
                 raise DataFileError(
                     f"{path}: step {index}{where} states several expectations "
                     f"({', '.join(kinds)}); a step states one"
                 )
+    check_steps(raw["steps"], path)  # conn/background/await/receive steps fit together
     steps = []
     for item in raw["steps"]:
         if "sleep_ms" in item:
@@ -164,12 +176,17 @@ def load_case(path: Path, root: Path) -> Case:
             continue
         steps.append(
             Step(
-                send=tuple(item["send"]),
+                send=tuple(item["send"] if "send" in item else item.get("args", ())),
                 raw=item,
                 store=item.get("store"),
                 alternatives=dict(item.get("divergent", {})),
+                call=item.get("call"),
+                kwargs=dict(item.get("kwargs", {})),
             )
         )
+    api = tuple(raw.get("api", ()))
+    if not api and any(step.call for step in steps):
+        raise DataFileError(f"{path}: a case with `call:` steps names the client `api` it is for")
     return Case(
         id=case_id,
         family=case_id.split("/", 1)[0],
@@ -179,6 +196,7 @@ def load_case(path: Path, root: Path) -> Case:
         cleanup=tuple(tuple(c) for c in raw.get("cleanup", ())),
         protocols=tuple(raw.get("protocols", (2, 3))),
         path=path,
+        api=api,
     )
 
 

@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from respmatrix.cases import Between, Expectation, Pattern, Unordered, UnorderedPairs
-from respmatrix.replies import PushReply, RespError, SetReply
+from respmatrix.replies import ClientFailure, PushReply, RespError, SetReply
 
 _TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
@@ -38,6 +38,12 @@ def resolve_time(token: Any) -> Any:
 def mismatch(expected: Expectation, observed: Any) -> str | None:
     """Return why ``observed`` does not meet ``expected``, or None when it does."""
     kind, want = expected.kind, expected.value
+    if kind == "client_error":
+        if isinstance(observed, ClientFailure) and re.search(want, str(observed)):
+            return None
+        return f"expected the client to fail with {want!r}, got {describe(observed)}"
+    if isinstance(observed, ClientFailure):
+        return f"expected {_expected_text(expected)}, but the client failed: {observed}"
     if kind == "error" or kind == "error_match":
         if not isinstance(observed, RespError):
             return f"expected an error reply, got {describe(observed)}"
@@ -139,6 +145,8 @@ def jsonable(value: Any) -> Any:
     """A JSON-ready rendering of a reply, for results details."""
     if isinstance(value, RespError):
         return {"error": value.message}
+    if isinstance(value, ClientFailure):
+        return {"client_error": str(value)}
     if isinstance(value, Pattern):
         return {"match": value.regex}
     if isinstance(value, Between):

@@ -5,6 +5,12 @@ line, the versions it covers (BCD-style ``added``/``removed``, ``true`` for ever
 ``false`` for none). ``unsupported`` entries describe where a feature *exists*; outside that
 range the engine is expected to refuse it. ``divergent`` entries describe where the divergent
 behaviour is seen; there a case expects the alternative reply it states for that entry.
+
+``client`` entries are about a client library, not an engine: they name client modes and the
+versions of their package (``clients: {valkey-glide: {added: "2.0"}}``), optionally narrowed to
+protocols and engine versions, and say whether the client cannot express the feature
+(``outcome: unsupported``) or hands back another reply (``outcome: divergent``). Outcomes they
+explain carry ``scope: client`` so reports keep them apart from engine divergences.
 """
 
 from __future__ import annotations
@@ -66,16 +72,37 @@ def parse_where(raw: dict[str, Any]) -> dict[str, VersionRange]:
 
 
 @dataclass(frozen=True)
+class ClientRef:
+    """The client side of a cell: mode id, package version (None for the raw client), protocol."""
+
+    id: str
+    version: str | None
+    protocol: int
+
+
+@dataclass(frozen=True)
 class Divergence:
     """One registry entry."""
 
     id: str
-    kind: str  # "unsupported" | "divergent"
+    kind: str  # "unsupported" | "divergent" | "client"
     features: tuple[str, ...]
     ranges: dict[str, VersionRange]  # line -> versions (support or applies, per kind)
     note: str
     source: str
     reply: dict[str, Any] | None = None  # unsupported: how a lacking engine answers
+    clients: dict[str, VersionRange] | None = None  # client entries: mode -> package versions
+    client_outcome: str | None = None  # client entries: "unsupported" | "divergent"
+    protocols: tuple[int, ...] = (2, 3)  # client entries only
+
+    @property
+    def scope(self) -> str:
+        return "client" if self.kind == "client" else "engine"
+
+    @property
+    def outcome(self) -> str:
+        """The outcome this entry explains: unsupported or divergent."""
+        return self.client_outcome or self.kind
 
     def in_range(self, engine: EngineSpec) -> bool:
         """Whether ``engine`` is in the entry's versions: of its line, or of a module it loads."""
@@ -85,13 +112,23 @@ class Divergence:
                 return loaded is not None and Version(loaded) in versions
         return engine.parsed_version in self.ranges.get(engine.line, VersionRange(None))
 
-    def applies_to(self, engine: EngineSpec) -> bool:
-        """True where this entry predicts a difference on ``engine``."""
+    def applies_to(self, engine: EngineSpec, client: ClientRef | None = None) -> bool:
+        """True where this entry predicts a difference on ``engine`` (through ``client``)."""
         in_range = self.in_range(engine)
+        if self.kind == "client":
+            if client is None or client.version is None or self.clients is None:
+                return False
+            versions = self.clients.get(client.id)
+            return (
+                versions is not None
+                and Version(client.version) in versions
+                and client.protocol in self.protocols
+                and (not self.ranges or in_range)
+            )
         return not in_range if self.kind == "unsupported" else in_range
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        entry = {
             "id": self.id,
             "kind": self.kind,
             "features": list(self.features),
@@ -99,6 +136,10 @@ class Divergence:
             "note": self.note,
             "source": self.source,
         }
+        if self.clients is not None:
+            entry["clients"] = {c: r.describe() for c, r in self.clients.items()}
+            entry["outcome"] = self.outcome
+        return entry
 
 
 class DivergenceRegistry:
@@ -121,26 +162,39 @@ class DivergenceRegistry:
             if item["id"] in seen:
                 raise DataFileError(f"{path}: duplicate divergence id {item['id']!r}")
             seen.add(item["id"])
-            ranges_key = "support" if item["kind"] == "unsupported" else "applies"
+            ranges_key = {"unsupported": "support", "divergent": "applies"}.get(
+                item["kind"], "engines"
+            )
+            clients = item.get("clients")
             entries.append(
                 Divergence(
                     id=item["id"],
                     kind=item["kind"],
                     features=tuple(item["features"]),
-                    ranges=parse_where(item[ranges_key]),
+                    ranges=parse_where(item.get(ranges_key, {})),
                     note=item["note"].strip(),
                     source=item["source"],
                     reply=item.get("reply"),
+                    clients=(
+                        {c: VersionRange.parse(v) for c, v in clients.items()}
+                        if clients is not None
+                        else None
+                    ),
+                    client_outcome=item.get("outcome"),
+                    protocols=tuple(item.get("protocols", (2, 3))),
                 )
             )
         return cls(entries)
 
-    def applicable(self, features: Iterable[str], engine: EngineSpec) -> list[Divergence]:
-        """Entries touching any of ``features`` that predict a difference on ``engine``."""
+    def applicable(
+        self, features: Iterable[str], engine: EngineSpec, client: ClientRef | None = None
+    ) -> list[Divergence]:
+        """Entries touching any of ``features`` that predict a difference on ``engine``
+        (client entries only when ``client`` is given and they name it)."""
         found: dict[str, Divergence] = {}
         for feature in features:
             for entry in self._by_feature.get(feature, ()):
-                if entry.applies_to(engine):
+                if entry.applies_to(engine, client):
                     found[entry.id] = entry
         return list(found.values())
 

@@ -31,6 +31,19 @@ class RespError:
         return self.message
 
 
+@dataclass(frozen=True)
+class ClientFailure:
+    """The client library failed where a reply was expected: it cannot express the command
+    (``kind`` "cannot-express"), a typed method is missing ("missing-method"), or it raised
+    while sending or parsing (``kind`` is the exception class name). Never equal to a reply."""
+
+    kind: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.message}"
+
+
 class SetReply(list):
     """A RESP3 set: compared without regard to order."""
 
@@ -55,7 +68,7 @@ def normalize(value: Any) -> Any:
     """Normalize a value parsed by a client library (bytes, lists, dicts, sets, floats...)."""
     if isinstance(value, bytes):
         return text(value)
-    if isinstance(value, RespError | SetReply | PushReply):
+    if isinstance(value, RespError | ClientFailure | SetReply | PushReply):
         return value
     if isinstance(value, bool | int | float | str) or value is None:
         return value

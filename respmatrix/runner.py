@@ -3,21 +3,26 @@
 Outcome words are the contract of design.md: pass, fail, unsupported, divergent, error, skipped.
 Expected differences come only from the divergence registry: a case may state the alternative
 reply a *registered* divergence produces, and an engine the registry says lacks a feature must
-refuse it with an error reply.
+refuse it with an error reply. Registry entries of kind ``client`` do the same for a client
+library (a mode that cannot express a command, a typed method that is missing or parses a reply
+its own way); outcomes they explain carry ``scope: client`` in their detail.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
+from functools import cache, partial
 from typing import Any
 
 from respmatrix.cases import Case, Expectation
 from respmatrix.catalog import EngineSpec
-from respmatrix.clients.base import ClientAdapter
+from respmatrix.clients.base import ClientAdapter, ClientCannotExpress
+from respmatrix.connections import STARTED, CaseConnections
 from respmatrix.expectations import describe, jsonable, mismatch, resolve_time
-from respmatrix.registry import Divergence, DivergenceRegistry
-from respmatrix.replies import RespError
+from respmatrix.registry import ClientRef, Divergence, DivergenceRegistry
+from respmatrix.replies import ClientFailure, RespError
 
 OUTCOMES = ("pass", "fail", "unsupported", "divergent", "error", "skipped")
 
@@ -64,6 +69,61 @@ def resolve_args(args: tuple[Any, ...], variables: dict[str, Any]) -> tuple[Any,
     return tuple(out)
 
 
+def _typed_arg(client: ClientAdapter, arg: Any, variables: dict[str, Any]) -> Any:
+    """An argument of a typed call: plain values, lists, or ``{api: Name, args: [...]}``."""
+    if isinstance(arg, dict) and "api" in arg:
+        inner = [_typed_arg(client, a, variables) for a in arg.get("args", ())]
+        return client.api_value(arg["api"], inner if "args" in arg else None)
+    if isinstance(arg, list):
+        return [_typed_arg(client, a, variables) for a in arg]
+    if isinstance(arg, dict) and not arg.keys() & {"var", "hex", "unix", "unix_ms"}:
+        return {k: _typed_arg(client, v, variables) for k, v in arg.items()}
+    if arg is None or isinstance(arg, bool):
+        return arg
+    return resolve_args((arg,), variables)[0]
+
+
+@cache
+def _package_version(adapter: type[ClientAdapter]) -> str | None:
+    return adapter.package_version()
+
+
+def client_ref(client: ClientAdapter) -> ClientRef:
+    """Who answers through ``client``: its mode, package version and protocol."""
+    return ClientRef(client.client_id, _package_version(type(client)), client.protocol)
+
+
+def _send(client: ClientAdapter, step: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """One step through the client: a raw command, or a typed method call (``call:``)."""
+    try:
+        if step.call:
+            return client.invoke(step.call, args, kwargs)
+        return client.call(*args)
+    except ClientCannotExpress as exc:
+        return ClientFailure("cannot-express", str(exc))
+
+
+def _as_protocol(step: Any, args: tuple[Any, ...], protocol: int, diverging: dict) -> Any:
+    """A client entry saying the client hands back another protocol's reply shape for this
+    step's command: (entry, that protocol), else None."""
+    if step.call or not args:
+        return None
+    name = str(args[0]).upper()
+    full = f"{name} {str(args[1]).upper()}" if len(args) > 1 else name
+    for entry in diverging.values():
+        reply = entry.reply or {}
+        other = reply.get("as_protocol")
+        names = {c.upper() for c in reply.get("commands", ())}
+        if (
+            other
+            and other != protocol
+            and {name, full} & names
+            and step.expectation(other) != step.expectation(protocol)
+        ):
+            return entry, other
+    return None
+
+
 def run_case(
     case: Case,
     client: ClientAdapter,
@@ -71,11 +131,12 @@ def run_case(
     registry: DivergenceRegistry,
 ) -> Outcome:
     """Run ``case`` through ``client`` (already connected, database flushed) on ``engine``."""
-    applicable = registry.applicable(case.features, engine)
-    lacking = [d for d in applicable if d.kind == "unsupported"]
-    diverging = {d.id: d for d in applicable if d.kind == "divergent"}
+    applicable = registry.applicable(case.features, engine, client_ref(client))
+    lacking = [d for d in applicable if d.outcome == "unsupported"]
+    diverging = {d.id: d for d in applicable if d.outcome == "divergent"}
     used: list[str] = []
     transcript = _Transcript()
+    connections = CaseConnections(client)
     variables: dict[str, Any] = {}
     protocol = client.protocol
     try:
@@ -83,8 +144,16 @@ def run_case(
             if step.sleep_ms:
                 time.sleep(step.sleep_ms / 1000)
                 continue
-            args = resolve_args(step.send, variables)
-            observed = client.call(*args)
+            if step.call:
+                args = tuple(_typed_arg(client, a, variables) for a in step.send)
+                kwargs = {k: _typed_arg(client, v, variables) for k, v in step.kwargs.items()}
+            else:
+                args, kwargs = resolve_args(step.send, variables), {}
+            observed = connections.perform(
+                step, partial(_send, step=step, args=args, kwargs=kwargs)
+            )
+            if observed is STARTED:
+                continue  # a background step: its `await` step checks the reply
             if step.store:
                 variables[step.store] = observed
             alternative = next(
@@ -96,8 +165,13 @@ def run_case(
                 None,
             )
             expectation = step.expectation(protocol, alternative)
-            transcript.add(args, observed, expectation)
-            why = mismatch(expectation, observed)
+            shape = None if alternative else _as_protocol(step, args, protocol, diverging)
+            if shape is not None:
+                alternative = shape[0].id
+                expectation = step.expectation(shape[1])
+            label = connections.label(step, (step.call, *args) if step.call else args)
+            transcript.add(label, observed, expectation)
+            why = mismatch(expectation, observed) or connections.timing_mismatch(step)
             if alternative and alternative not in used:
                 used.append(alternative)
             if why is None:
@@ -113,18 +187,25 @@ def run_case(
                 protocol=protocol,
             )
     finally:
+        connections.close()  # extra connections never outlive their case
         for command in case.cleanup:
             client.call(*resolve_args(command, variables))
     if lacking:
         entry = lacking[0]
+        who = f"{engine.id} lacks"
+        if entry.kind == "client":
+            who = f"{client.client_id} cannot express"
         return Outcome(
             "fail",
             entry.id,
-            {
-                "message": f"stale registry entry {entry.id!r}: it says {engine.id} lacks "
-                f"{', '.join(entry.features)}, but every step passed",
-                "transcript": transcript.steps,
-            },
+            _scoped(
+                entry,
+                {
+                    "message": f"stale registry entry {entry.id!r}: it says {who} "
+                    f"{', '.join(entry.features)}, but every step passed",
+                    "transcript": transcript.steps,
+                },
+            ),
         )
     # An entry the case declares for the other protocol only is not expected to show here.
     other = 5 - protocol
@@ -151,10 +232,20 @@ def run_case(
         return Outcome(
             "divergent",
             entry.id,
-            {"message": entry.note, "source": entry.source, "transcript": transcript.steps},
+            _scoped(
+                entry,
+                {"message": entry.note, "source": entry.source, "transcript": transcript.steps},
+            ),
         )
     # A pass is fully described by the case file; only differences carry a transcript.
     return Outcome("pass", None, {})
+
+
+def _scoped(entry: Divergence, detail: dict[str, Any]) -> dict[str, Any]:
+    """Mark outcomes explained by a client entry, so reports keep them apart."""
+    if entry.kind == "client":
+        detail["scope"] = "client"
+    return detail
 
 
 def _explain_mismatch(
@@ -169,6 +260,18 @@ def _explain_mismatch(
     protocol: int,
 ) -> Outcome:
     detail: dict[str, Any] = {"step": index + 1, "transcript": transcript.steps}
+    if isinstance(observed, ClientFailure):
+        # Only a client entry explains a client failure; an engine never does.
+        for entry in lacking:
+            pattern = (entry.reply or {}).get("error_match")
+            if entry.kind == "client" and (pattern is None or re.search(pattern, str(observed))):
+                detail.update(message=entry.note, source=entry.source, observed=str(observed))
+                return Outcome("unsupported", entry.id, _scoped(entry, detail))
+        detail["message"] = f"the client failed: {observed}"
+        detail["scope"] = "client"
+        detail["protocol"] = protocol
+        return Outcome("fail", None, detail)
+    lacking = [d for d in lacking if d.kind != "client"]
     if lacking and isinstance(observed, RespError):
         # Several entries may apply (a case can touch two missing features): any whose
         # registered refusal matches explains the error.
@@ -188,7 +291,7 @@ def _explain_mismatch(
         detail["message"] = (
             f"registered divergence {alternative.id!r} predicts another reply: {why}"
         )
-        return Outcome("fail", alternative.id, detail)
+        return Outcome("fail", alternative.id, _scoped(alternative, detail))
     detail["message"] = why
     if step_alternatives:
         detail["hint"] = (

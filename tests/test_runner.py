@@ -187,3 +187,127 @@ def test_a_double_reply_is_caught(running) -> None:
     with RespConnection(valkey.host, valkey.port) as conn:
         assert conn.call("PING") == "PONG"
         assert conn.unsolicited() == b""
+
+
+CLIENT_REGISTRY = {
+    "divergences": [
+        {
+            "id": "no-hexpire-method",
+            "kind": "client",
+            "outcome": "unsupported",
+            "features": ["method.hexpire"],
+            "clients": {"valkey-py": {"added": "6.1"}},
+            "reply": {"error_match": "^missing-method: "},
+            "note": "valkey-py dropped hexpire() in 6.1.",
+            "source": "https://github.com/valkey-io/valkey-py/issues/270",
+        },
+        {
+            "id": "command-callback",
+            "kind": "client",
+            "outcome": "divergent",
+            "features": ["method.command-list"],
+            "clients": {"redis-py": True, "valkey-py": True},
+            "note": "The COMMAND callback chokes on COMMAND LIST.",
+            "source": "https://github.com/redis/redis-py/blob/master/redis/_parsers/helpers.py",
+        },
+        {
+            "id": "old-redis-py-only",
+            "kind": "client",
+            "outcome": "unsupported",
+            "features": ["method.echo"],
+            "clients": {"redis-py": {"added": "0", "removed": "1.0"}},
+            "reply": {"error_match": "^missing-method: "},
+            "note": "A range no installed redis-py falls in.",
+            "source": "https://github.com/redis/redis-py/releases",
+        },
+    ]
+}
+TYPED_CASES = {
+    "hexpire": {
+        "claim": "hexpire() returns the per-field codes",
+        "api": ["redis-py"],
+        "features": ["method.hexpire"],
+        "steps": [
+            {"send": ["HSET", "k", "a", "1"], "expect": 1},
+            {"call": "hexpire", "args": ["k", 100, "a", "zz"], "expect": [1, -2]},
+        ],
+    },
+    "command-list": {
+        "claim": "COMMAND LIST through execute_command() is a list of names",
+        "api": ["redis-py"],
+        "features": ["method.command-list"],
+        "steps": [
+            {
+                "call": "execute_command",
+                "args": ["COMMAND", "LIST", "FILTERBY", "PATTERN", "zrangest*"],
+                "expect": ["zrangestore"],
+                "divergent": {"command-callback": {"client_error": "^TypeError: "}},
+            }
+        ],
+    },
+    "echo": {
+        "claim": "echo() returns its argument as bytes",
+        "api": ["redis-py"],
+        "features": ["method.echo"],
+        "steps": [{"call": "echo", "args": ["hi"], "expect": "hi"}],
+    },
+    "missing": {
+        "claim": "a method no client has is a client failure, not an engine reply",
+        "api": ["redis-py"],
+        "features": ["method.nothing"],
+        "steps": [{"call": "no_such_method", "args": [], "expect": "OK"}],
+    },
+}
+
+
+@pytest.fixture
+def typed_tree(tmp_path: Path) -> Path:
+    (tmp_path / "registry.yaml").write_text(yaml.safe_dump(CLIENT_REGISTRY))
+    (tmp_path / "t").mkdir()
+    for name, body in TYPED_CASES.items():
+        (tmp_path / "t" / f"{name}.yaml").write_text(yaml.safe_dump(body))
+    return tmp_path
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_client_entries_and_typed_calls(typed_tree: Path, running, protocol: int) -> None:
+    """Client registry entries apply by client mode and package version, and their outcomes
+    carry scope: client; a typed call goes through the library's own method and parser."""
+    valkey = running["valkey-9.1"]
+
+    hexpire = outcome(typed_tree, "hexpire", valkey, "redis-py", protocol)
+    assert hexpire.outcome == "pass"
+    missing = outcome(typed_tree, "hexpire", valkey, "valkey-py", protocol)
+    assert (missing.outcome, missing.divergence) == ("unsupported", "no-hexpire-method")
+    assert missing.detail["scope"] == "client"
+    assert missing.detail["observed"].startswith("missing-method: valkey")
+
+    for client in ("redis-py", "valkey-py"):
+        choked = outcome(typed_tree, "command-list", valkey, client, protocol)
+        assert (choked.outcome, choked.divergence) == ("divergent", "command-callback")
+        assert choked.detail["scope"] == "client"
+
+    # The entry covers redis-py < 1.0 only: the installed redis-py is out of range, passes.
+    assert outcome(typed_tree, "echo", valkey, "redis-py", protocol).outcome == "pass"
+
+    unregistered = outcome(typed_tree, "missing", valkey, "redis-py", protocol)
+    assert unregistered.outcome == "fail"
+    assert unregistered.detail["scope"] == "client"
+    assert "missing-method" in unregistered.detail["message"]
+
+
+def test_typed_case_needs_an_api(tmp_path: Path) -> None:
+    from respmatrix.datafiles import DataFileError
+
+    body = dict(TYPED_CASES["echo"])
+    del body["api"]
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "x.yaml").write_text(yaml.safe_dump(body))
+    with pytest.raises(DataFileError, match="names the client `api`"):
+        load_case(tmp_path / "t" / "x.yaml", tmp_path)
+
+
+def test_raw_client_cannot_run_a_typed_step(typed_tree: Path, running) -> None:
+    """The raw client offers no typed API: a typed step through it is a client failure."""
+    got = outcome(typed_tree, "hexpire", running["valkey-9.1"], "raw", 2)
+    assert got.outcome == "fail" and "cannot-express" in got.detail["message"]

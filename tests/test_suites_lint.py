@@ -9,6 +9,8 @@ import pytest
 import yaml
 
 from respmatrix.cases import discover_cases
+from respmatrix.catalog import EngineCatalog
+from respmatrix.clients import ADAPTERS
 from respmatrix.datafiles import data_dir
 from respmatrix.registry import DivergenceRegistry
 
@@ -32,7 +34,7 @@ def test_case_is_well_formed(case) -> None:
         for divergence_id in step.alternatives:
             entry = REGISTRY.entries.get(divergence_id)
             assert entry is not None, f"unknown registry entry {divergence_id!r}"
-            assert entry.kind == "divergent", f"{divergence_id} is not a divergent entry"
+            assert entry.outcome == "divergent", f"{divergence_id} is not a divergent entry"
             assert set(entry.features) & set(case.features), (
                 f"{divergence_id} touches none of the case's features"
             )
@@ -49,9 +51,20 @@ def test_every_registry_entry_is_exercised_by_a_case() -> None:
     assert unexercised == []
 
 
+# Every module some catalog id loads (MODULE LIST names), for registry entries naming a module.
+MODULES = {name for spec in EngineCatalog.load() for name in spec.loaded_modules}
+
+
 def test_registry_entries_name_real_lines_and_sources() -> None:
     raw = yaml.safe_load((SUITES / "registry.yaml").read_text())
     for item in raw["divergences"]:
         assert item["source"].startswith("https://")
-        ranges = item.get("support") or item.get("applies")
-        assert set(ranges) == {"redis", "valkey"}
+        if item["kind"] == "client":  # client entries name client modes; engines are optional
+            assert set(item["clients"]) <= set(ADAPTERS), item["id"]
+            if "engines" not in item:
+                continue
+        ranges = item.get("support") or item.get("applies") or item.get("engines")
+        if "module" in ranges:  # a module feature: the engines that load the module
+            assert ranges["module"] in MODULES, item["id"]
+        else:
+            assert set(ranges) == {"redis", "valkey"}

@@ -8,6 +8,26 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any, ClassVar
 
 
+class ClientCannotExpress(Exception):
+    """The client library cannot send this command the way the case needs (e.g. a client that
+    multiplexes one connection cannot hold MULTI state). The message says why; the runner records
+    it as a client-level outcome, never as an engine reply."""
+
+
+# Commands RESP3 answers with push frames rather than replies (one frame per channel).
+PUSH_REPLY_COMMANDS = frozenset(
+    {"SUBSCRIBE", "UNSUBSCRIBE", "PSUBSCRIBE", "PUNSUBSCRIBE", "SSUBSCRIBE", "SUNSUBSCRIBE"}
+)
+
+
+def answered_by_push(protocol: int, args: tuple[Any, ...]) -> bool:
+    """Whether the engine answers ``args`` with a push frame (RESP3 subscribe commands)."""
+    if protocol != 3 or not args:
+        return False
+    name = args[0].decode() if isinstance(args[0], bytes) else str(args[0])
+    return name.upper() in PUSH_REPLY_COMMANDS
+
+
 @dataclass(frozen=True)
 class Endpoint:
     """Where an engine listens. A tuple of nodes, so cluster-aware adapters fit later."""
@@ -38,6 +58,7 @@ class ClientAdapter(ABC):
     client_id: ClassVar[str]
     package: ClassVar[str | None] = None  # distribution whose version results record
     protocols: ClassVar[tuple[int, ...]] = (2, 3)
+    api: ClassVar[str | None] = None  # typed API offered ("redis-py", "glide"), for `call:` steps
 
     def __init__(self, endpoint: Endpoint, protocol: int) -> None:
         if protocol not in self.protocols:
@@ -53,6 +74,26 @@ class ClientAdapter(ABC):
     def native(self) -> Any:
         """The library's own client object."""
         raise NotImplementedError(f"{self.client_id} has no native client")
+
+    def invoke(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Call the library's own method (typed API) and return its parsed value, normalized.
+
+        Error replies come back as RespError; a missing method or an exception the library
+        raises while parsing comes back as :class:`~respmatrix.replies.ClientFailure`.
+        """
+        raise ClientCannotExpress(f"{self.client_id} has no typed API")
+
+    def api_value(self, name: str, args: list[Any] | None) -> Any:
+        """A name from the library's namespace (``ExpiryType.SEC``), called with ``args``
+        when given (``ExpirySet(...)``)."""
+        raise ClientCannotExpress(f"{self.client_id} has no typed API")
+
+    def receive(self, timeout: float) -> Any:
+        """Read one message the server pushed to this connection without a command asking for
+        it (a pub/sub message, a RESP3 invalidation, a RESP2 tracking redirect message),
+        waiting up to ``timeout`` seconds; None when nothing arrives. Adapters whose library
+        offers no way to read such a message raise :class:`ClientCannotExpress`."""
+        raise ClientCannotExpress(f"{self.client_id} cannot read pushed messages")
 
     def unsolicited(self) -> bytes:
         """Data waiting on the connection that no command asked for (b"" when unknown)."""

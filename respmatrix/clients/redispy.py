@@ -7,37 +7,85 @@ reply is what the library's protocol parser produced, not a convenience conversi
 from __future__ import annotations
 
 import asyncio
+import inspect
 from importlib import import_module
 from typing import Any, ClassVar
 
-from respmatrix.clients.base import ClientAdapter, Endpoint
-from respmatrix.replies import RespError, normalize
+from respmatrix.clients.base import ClientAdapter, Endpoint, answered_by_push
+from respmatrix.replies import ClientFailure, RespError, normalize
 
 
 class _RedisPyFamily(ClientAdapter):
     module_name: ClassVar[str]
     client_module: ClassVar[str] = ""  # "" for the sync client, ".asyncio" for asyncio
+    api = "redis-py"
 
     def __init__(self, endpoint: Endpoint, protocol: int) -> None:
         super().__init__(endpoint, protocol)
         lib = import_module(self.module_name)
         self._lib = lib
-        self._client = import_module(self.module_name + self.client_module).Redis(
-            host=endpoint.host,
-            port=endpoint.port,
-            protocol=protocol,
+        self._client = self._connect()
+        self._client.response_callbacks.clear()
+        self._typed: Any = None  # a second client, response callbacks intact, for `call:` steps
+        self._codes = _codes_by_exception(self.module_name)
+
+    def _connect(self) -> Any:
+        return import_module(self.module_name + self.client_module).Redis(
+            host=self.endpoint.host,
+            port=self.endpoint.port,
+            protocol=self.protocol,
             decode_responses=False,
             single_connection_client=True,
         )
-        self._client.response_callbacks.clear()
-        self._codes = _codes_by_exception(self.module_name)
+
+    def invoke(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if self._typed is None:
+            self._typed = self._connect()
+        function = getattr(self._typed, method, None)
+        if not callable(function):
+            return ClientFailure(
+                "missing-method", f"{self.module_name} {self.package_version()} has no {method}()"
+            )
+        try:
+            reply = self._await(function(*args, **kwargs))
+        except self._lib.exceptions.ResponseError as exc:
+            return self._error(exc)
+        except Exception as exc:  # the library choked on the reply: a client outcome
+            return ClientFailure(type(exc).__name__, str(exc))
+        return self._normalize(reply)
+
+    def api_value(self, name: str, args: list[Any] | None) -> Any:
+        value: Any = self._lib
+        for part in name.split("."):
+            value = getattr(value, part)
+        return value if args is None else value(*args)
+
+    def _await(self, value: Any) -> Any:
+        return value
 
     def call(self, *args: Any) -> Any:
         try:
-            reply = self._client.execute_command(*args)
+            if answered_by_push(self.protocol, args):
+                # execute_command would drop the push frame and wait for a reply that never
+                # comes; the library's own PubSub sends, then reads with push_request=True.
+                connection = self._client.connection
+                connection.send_command(*args)
+                reply = connection.read_response(push_request=True)
+            else:
+                reply = self._client.execute_command(*args)
         except self._lib.exceptions.ResponseError as exc:
             return self._error(exc)
         return self._normalize(reply)
+
+    def receive(self, timeout: float) -> Any:
+        connection = self._client.connection
+        _keep_invalidations(connection)
+        try:
+            if not connection.can_read(timeout=timeout):
+                return None
+            return self._normalize(connection.read_response(push_request=True))
+        except self._lib.exceptions.ResponseError as exc:
+            return self._error(exc)
 
     def _normalize(self, reply: Any) -> Any:
         if isinstance(reply, self._lib.exceptions.ResponseError):
@@ -61,6 +109,30 @@ class _RedisPyFamily(ClientAdapter):
 
     def close(self) -> None:
         self._client.close()
+        if self._typed is not None:
+            self._typed.close()
+
+
+def _keep_invalidations(connection: Any) -> None:
+    """Have the parser hand RESP3 invalidation frames back instead of dropping them.
+
+    Without a client-side cache, the libraries have no invalidation handler and discard those
+    frames (valkey-py even calls a handler attribute it never set). The handler is made of the
+    same kind (coroutine or plain function) as the parser's own pub/sub handler, which the
+    parser awaits or calls the same way.
+    """
+    parser = getattr(connection, "_parser", None)
+    setter = getattr(parser, "set_invalidation_push_handler", None)
+    if setter is None:
+        return
+    if inspect.iscoroutinefunction(getattr(parser, "pubsub_push_handler_func", None)):
+
+        async def keep_async(response: Any) -> Any:
+            return response
+
+        setter(keep_async)
+    else:
+        setter(lambda response: response)
 
 
 def _codes_by_exception(module_name: str) -> dict[type, str]:
@@ -87,17 +159,46 @@ class _AsyncRedisPyFamily(_RedisPyFamily):
         self._loop = asyncio.new_event_loop()
         super().__init__(endpoint, protocol)
 
+    def _await(self, value: Any) -> Any:
+        if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
+            return self._loop.run_until_complete(value)
+        return value
+
     def call(self, *args: Any) -> Any:
         try:
-            reply = self._loop.run_until_complete(self._client.execute_command(*args))
+            if answered_by_push(self.protocol, args):
+                reply = self._loop.run_until_complete(self._push_reply(args))
+            else:
+                reply = self._loop.run_until_complete(self._client.execute_command(*args))
         except self._lib.exceptions.ResponseError as exc:
             return self._error(exc)
         return self._normalize(reply)
 
+    async def _push_reply(self, args: tuple[Any, ...]) -> Any:
+        await self._client.initialize()
+        connection = self._client.connection
+        await connection.send_command(*args)
+        return await connection.read_response(push_request=True)
+
+    def receive(self, timeout: float) -> Any:
+        async def read() -> Any:
+            await self._client.initialize()
+            connection = self._client.connection
+            _keep_invalidations(connection)
+            # with a timeout given, the library returns None when nothing arrived
+            return await connection.read_response(timeout=timeout, push_request=True)
+
+        try:
+            return self._normalize(self._loop.run_until_complete(read()))
+        except self._lib.exceptions.ResponseError as exc:
+            return self._error(exc)
+
     def close(self) -> None:
         try:
-            closing = getattr(self._client, "aclose", None) or self._client.close
-            self._loop.run_until_complete(closing())
+            for client in (self._client, self._typed):
+                if client is not None:
+                    closing = getattr(client, "aclose", None) or client.close
+                    self._loop.run_until_complete(closing())
         finally:
             self._loop.close()
 
