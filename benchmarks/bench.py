@@ -8,7 +8,8 @@
 (b) harness overhead: for every case of the shipped suites, on one engine through the raw client,
     ``pool.reset`` + ``run_case`` against the same commands (the flush included) sent with bare
     RespConnections; then the cost of a pytest item, from a real pytest run in a subprocess.
-(c) with ``--full``: wall time of ``respmatrix run --engines all --families strings,keyspace``.
+(c) with ``--full``: wall time of ``respmatrix run --engines all --families strings,keyspace``
+    through the raw client only, then through every client mode, and the ratio of the two.
 
 Every number comes from this run. A script, not a test: it prints a table and exits 0 unless the
 harness itself fails. No server outlives it: each start is stopped in a ``finally``, and the end
@@ -405,11 +406,11 @@ def print_pytest_cost(
 # -- (c) full run -------------------------------------------------------------------------------
 
 
-def full_run() -> tuple[float, int, dict[str, int]]:
+def full_run(families: str, clients: str) -> tuple[float, int, dict[str, int]]:
     with tempfile.TemporaryDirectory(prefix="full-run-") as out:
         cmd = [
-            sys.executable, "-m", "respmatrix", "run", "--engines", "all",
-            "--families", "strings,keyspace", "--out", out, "--no-install",
+            sys.executable, "-m", "respmatrix", "run", "--engines", "all", "--clients", clients,
+            "--families", families, "--out", out, "--no-install",
         ]  # fmt: skip
         began = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=_repo_root(), check=False)
@@ -424,12 +425,21 @@ def full_run() -> tuple[float, int, dict[str, int]]:
         return seconds, proc.returncode, outcomes
 
 
-def print_full(seconds: float, code: int, outcomes: dict[str, int]) -> None:
-    section("(c) respmatrix run --engines all --families strings,keyspace (all clients, RESP2+3)")
-    total = sum(outcomes.values())
-    tally = ", ".join(f"{n} {word}" for word, n in sorted(outcomes.items())) or "no results"
-    per = f", {ms(seconds) / total:.1f} ms per result" if total else ""
-    print(f"wall {seconds:.2f} s, exit {code}, {total} results ({tally}){per}")
+def print_full(families: str) -> None:
+    """The raw-client-only run and the all-clients run of the same families, one after the
+    other in this process, and their ratio (the issue's budget: all clients within 3x)."""
+    section(f"(c) respmatrix run --engines all --families {families}: raw only vs all clients")
+    walls = {}
+    rows = []
+    for clients in ("raw", "all"):
+        seconds, code, outcomes = full_run(families, clients)
+        walls[clients] = seconds
+        total = sum(outcomes.values())
+        tally = ", ".join(f"{n} {word}" for word, n in sorted(outcomes.items())) or "no results"
+        per = f"{ms(seconds) / total:.2f}" if total else "-"
+        rows.append([clients, f"{seconds:.2f}", code, total, per, tally])
+    print(table(["clients", "wall s", "exit", "results", "ms/result", "outcomes"], rows))
+    print(f"all clients / raw only: {walls['all'] / walls['raw']:.2f}x wall time")
 
 
 # -- cleanup check ------------------------------------------------------------------------------
@@ -487,7 +497,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--full",
         action="store_true",
-        help="also time the full strings+keyspace run over all engines",
+        help="also time a run over all engines, raw client only and all clients (ratio)",
+    )
+    parser.add_argument(
+        "--full-families",
+        default="strings,keyspace",
+        help="families of the --full runs (default: strings,keyspace)",
     )
     args = parser.parse_args(argv)
 
@@ -529,7 +544,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         harness_ms = statistics.fmean(r.harness_mean for r in rows if r.protocol == 2)
         print_pytest_cost(runs, per_rtt, harness_ms, args.case_engine, bool(args.cases))
         if args.full:
-            print_full(*full_run())
+            print_full(args.full_families)
     finally:
         left = leftover_servers(private_tmp)
         shutil.rmtree(private_tmp, ignore_errors=True)
