@@ -207,6 +207,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     diff.add_argument("--json", action="store_true", help="machine-readable output")
     diff.set_defaults(func=cmd_diff)
+    from respmatrix import audit
+    from respmatrix.migration import command as migrate
+
+    migrate.add_parser(commands)
+    audit.add_parser(commands)
     return parser
 
 

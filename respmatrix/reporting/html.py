@@ -33,6 +33,8 @@ from respmatrix.reporting.availability import (
     ordered_engines,
     version_labels,
 )
+from respmatrix.reporting.migration import html_model as migration_html
+from respmatrix.reporting.migration import migration_tables, split_migration
 
 # One letter per outcome in the per-case outcome strings; "." where a combination did not run.
 OUTCOME_CODES = {
@@ -109,6 +111,8 @@ class _Interner:
 
 def page_model(doc: Mapping[str, Any]) -> dict[str, Any]:
     """Everything the template needs: the rendered matrix rows and the JSON to embed."""
+    migration = migration_html(migration_tables(doc))
+    doc, _ = split_migration(doc)  # the matrix and availability are about commands
     facts = engine_facts(doc)
     engines = ordered_engines(facts)
     labels = version_labels(facts)
@@ -261,6 +265,7 @@ def page_model(doc: Mapping[str, Any]) -> dict[str, Any]:
         "feature_count": len(feature_ids),
         "result_count": len(doc["results"]),
         "availability": table,
+        "migration": migration,
         "data_json": json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace(
             "</", "<\\/"
         ),

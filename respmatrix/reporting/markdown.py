@@ -6,6 +6,8 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from respmatrix.reporting import OUTCOME_SYMBOLS
+from respmatrix.reporting.migration import migration_tables
+from respmatrix.reporting.migration import render_markdown as render_migration
 from respmatrix.runner import OUTCOMES
 
 _SYMBOL = OUTCOME_SYMBOLS
@@ -67,6 +69,7 @@ def render_matrix(doc: dict[str, Any]) -> str:
     lines += ["", "Totals: " + ", ".join(f"{totals[o]} {o}" for o in OUTCOMES if totals[o]) + "."]
 
     lines += _divergences(doc)
+    lines += render_migration(migration_tables(doc))
     lines += _problems(doc)
     return "\n".join(lines) + "\n"
 

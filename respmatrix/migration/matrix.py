@@ -1,0 +1,175 @@
+"""Every ordered pair of engines x every method, as migration outcomes and as results.
+
+One producer is one unit of work: it writes the dataset once, dumps every key, saves one RDB
+file, then each consumer gets its own fresh servers (a RESTORE target, a server started on the
+file, a replica). Producers run in parallel threads; the servers do the work.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from respmatrix import results
+from respmatrix.catalog import EngineSpec
+from respmatrix.migration import FAMILY, METHODS
+from respmatrix.migration.dataset import module_keys, write_dataset
+from respmatrix.migration.dump_restore import dump_payloads, restore_payloads
+from respmatrix.migration.engines import connect, engine_process
+from respmatrix.migration.outcome import ERROR, MigrationOutcome
+from respmatrix.migration.rdb import load_rdb, save_rdb
+from respmatrix.migration.replication import replicate
+from respmatrix.migration.snapshot import Snapshot, SnapshotReader
+
+Progress = Callable[[MigrationOutcome], None]
+
+
+def run_matrix(
+    producers: Sequence[EngineSpec],
+    consumers: Sequence[EngineSpec],
+    store: object,
+    methods: Sequence[str] = METHODS,
+    jobs: int = 2,
+    timeout: float = 10.0,
+    log_dir: Path | None = None,
+    progress: Progress | None = None,
+) -> tuple[list[MigrationOutcome], dict[str, dict[str, Any]]]:
+    """Outcomes of every (producer, consumer, method), and the facts of the engines started."""
+    with tempfile.TemporaryDirectory(prefix="respmatrix-migration-") as tmp:
+        logs = log_dir or Path(tmp) / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        row = _ProducerRow(consumers, store, methods, timeout, logs, Path(tmp), progress)
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            rows = list(pool.map(row.run, producers))
+    outcomes = [o for found, _ in rows for o in found]
+    facts = {spec.id: fact for (_, fact), spec in zip(rows, producers, strict=True) if fact}
+    return outcomes, facts
+
+
+class _ProducerRow:
+    def __init__(self, consumers, store, methods, timeout, logs, tmp, progress) -> None:  # type: ignore[no-untyped-def]
+        self.consumers, self.store, self.methods = consumers, store, methods
+        self.timeout, self.logs, self.tmp, self.progress = timeout, logs, tmp, progress
+
+    def run(self, producer: EngineSpec) -> tuple[list[MigrationOutcome], dict[str, Any]]:
+        found: list[MigrationOutcome] = []
+
+        def record(outcome: MigrationOutcome) -> None:
+            found.append(outcome)
+            if self.progress:
+                self.progress(outcome)
+
+        try:
+            payloads, expected, rdb_file, rdb_expected, facts = self._produce(producer)
+        except Exception as exc:
+            for consumer in self.consumers:
+                for method in self.methods:
+                    record(
+                        MigrationOutcome(
+                            method,
+                            producer.id,
+                            consumer.id,
+                            "dataset",
+                            ERROR,
+                            f"producer failed: {str(exc).splitlines()[0]}",
+                        )
+                    )
+            return found, {}
+        for consumer in self.consumers:
+            for method in self.methods:
+                try:
+                    if method == "dump-restore":
+                        for outcome in self._restore(producer, consumer, payloads, expected):
+                            record(outcome)
+                    elif method == "rdb":
+                        record(
+                            load_rdb(
+                                consumer,
+                                self.store,
+                                rdb_file,
+                                rdb_expected,
+                                producer.id,
+                                self.logs,
+                                self.timeout,
+                            )
+                        )
+                    elif method == "replication":
+                        record(replicate(producer, consumer, self.store, self.logs, self.timeout))
+                except Exception as exc:
+                    record(
+                        MigrationOutcome(
+                            method,
+                            producer.id,
+                            consumer.id,
+                            "dataset",
+                            ERROR,
+                            f"{type(exc).__name__}: {exc}",
+                        )
+                    )
+        return found, facts
+
+    def _produce(self, producer: EngineSpec):  # type: ignore[no-untyped-def]
+        process = engine_process(producer, self.store, self.logs).start()
+        try:
+            with connect(process) as conn:
+                keys = write_dataset(conn)
+                reader = SnapshotReader(conn)
+                expected = reader.snapshot()
+                payloads = dump_payloads(conn, keys)
+                # The RDB file carries the core types only (see write_dataset).
+                modules = module_keys(keys)
+                if modules:
+                    conn.call("DEL", *modules)
+                rdb_expected = Snapshot(
+                    {k: v for k, v in expected.keys.items() if k not in modules}
+                )
+                rdb_file = save_rdb(conn, process, self.tmp / f"{producer.id}.rdb")
+            return payloads, expected, rdb_file, rdb_expected, process.describe()
+        finally:
+            process.stop()
+
+    def _restore(self, producer, consumer, payloads, expected):  # type: ignore[no-untyped-def]
+        process = engine_process(consumer, self.store, self.logs).start()
+        try:
+            with connect(process) as conn:
+                return restore_payloads(conn, payloads, expected, producer.id, consumer.id)
+        finally:
+            process.stop()
+
+
+def results_document(
+    outcomes: Sequence[MigrationOutcome], engines: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """The outcomes as a results document (family ``migration``)."""
+    doc = results.empty_document()
+    doc["engines"] = dict(engines)
+    for outcome in outcomes:
+        doc["cases"][outcome.case] = {"claim": outcome.claim()}
+        doc["results"].append(outcome.as_result())
+    return results.merge([doc])
+
+
+def merge_into(existing: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """``existing`` with ``new``'s migration results replacing those of the same cells.
+
+    Engine facts already in ``existing`` stay as they are: a suite run records the command
+    inventory, and a migration run may have loaded other modules, yet it is the same engine.
+    """
+    fresh = {(r["case"], r["engine"]) for r in new["results"]}
+    rerun = {(r["producer"], r["engine"], r["method"]) for r in new["results"]}
+    kept = [
+        r
+        for r in existing["results"]
+        if (r["case"], r["engine"]) not in fresh
+        and not (
+            r["family"] == FAMILY and (r.get("producer"), r["engine"], r.get("method")) in rerun
+        )
+    ]
+    doc = dict(existing)
+    doc["engines"] = {**new["engines"], **existing.get("engines", {})}
+    doc["cases"] = {**existing.get("cases", {}), **new["cases"]}
+    doc["results"] = kept + new["results"]
+    return results.merge([doc])
