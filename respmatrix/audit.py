@@ -32,8 +32,6 @@ from respmatrix.replies import RespError
 
 ALLOWED = (("HELLO",), ("INFO",), ("CONFIG", "GET"), ("MODULE", "LIST"), ("COMMAND", "DOCS"))
 EXIT_OK, EXIT_BLOCKERS, EXIT_CANNOT = 0, 1, 2
-# The audit sends one HELLO before it reads INFO commandstats; that call is not the workload's.
-_OWN_CALLS_BEFORE_STATS = {"HELLO": 1}
 
 # Settings that describe one server instance (where it listens and writes, how it was started),
 # not a behaviour the workload relies on; the defaults servers started by respmatrix show for
@@ -201,7 +199,7 @@ def read_source(address: SourceAddress, timeout: float = 5.0) -> SourceFacts:
     return SourceFacts(
         line=line,
         version=version,
-        commandstats=parse_commandstats(str(stats_text), _OWN_CALLS_BEFORE_STATS),
+        commandstats=parse_commandstats(str(stats_text)),
         config={str(k): str(v) for k, v in config.items()},
         modules=module_versions,
         module_commands=module_commands,
@@ -213,8 +211,12 @@ def read_source(address: SourceAddress, timeout: float = 5.0) -> SourceFacts:
 _STAT = re.compile(r"^cmdstat_(?P<name>[^:]+):(?P<fields>.*)$")
 
 
-def parse_commandstats(text: str, own_calls: Mapping[str, int] | None = None) -> dict[str, int]:
-    """``INFO commandstats`` -> {"CONFIG GET": calls, ...}, minus ``own_calls``; unused dropped."""
+def parse_commandstats(text: str, own_calls: bool = True) -> dict[str, int]:
+    """``INFO commandstats`` -> {"CONFIG GET": calls, ...}; unused commands dropped.
+
+    With ``own_calls`` (the default) the commands the audit itself sends (:data:`ALLOWED`) are
+    left out: earlier audits counted in the same statistics, so they cannot be told apart.
+    """
     used = {}
     for line in text.splitlines():
         match = _STAT.match(line.strip())
@@ -223,7 +225,8 @@ def parse_commandstats(text: str, own_calls: Mapping[str, int] | None = None) ->
         fields = dict(f.split("=", 1) for f in match["fields"].split(",") if "=" in f)
         calls = sum(int(fields.get(k, 0)) for k in ("calls", "rejected_calls", "failed_calls"))
         name = match["name"].upper().replace("|", " ")
-        calls -= (own_calls or {}).get(name, 0)
+        if own_calls and tuple(name.split()) in ALLOWED:
+            continue  # the audit's own reads (this one's and earlier ones') are not the workload's
         if calls > 0:
             used[name] = calls
     return dict(sorted(used.items()))
@@ -283,30 +286,65 @@ def command_of_case(case: str) -> str:
     return parts[1].replace("-", " ", 1).upper()
 
 
+def _step_command(detail: Mapping[str, Any]) -> str | None:
+    """The command of the step a refused case stopped at (``step`` is 1-based), if recorded."""
+    step, transcript = detail.get("step"), detail.get("transcript") or []
+    if not step or step > len(transcript):
+        return None
+    send = transcript[step - 1].get("send") or []
+    if not send:
+        return None
+    name = str(send[0]).upper()
+    if name in _CONTAINERS and len(send) > 1:
+        return f"{name} {str(send[1]).upper()}"
+    return name
+
+
+# Commands whose first argument is a subcommand (their cases live in folders like OBJECT-ENCODING).
+_CONTAINERS = frozenset(
+    {"OBJECT", "XINFO", "XGROUP", "CONFIG", "CLIENT", "COMMAND", "MEMORY", "SCRIPT", "FUNCTION",
+     "ACL", "MODULE", "PUBSUB", "LATENCY", "SLOWLOG", "CLUSTER"}
+)  # fmt: skip
+
+
 def command_statuses(
     doc: Mapping[str, Any], source: str, target: str, used: Mapping[str, int]
 ) -> list[CommandStatus]:
-    """Per used command: same, divergent (with the registry notes), unsupported, not tested."""
+    """Per used command: same, divergent (with the registry notes), unsupported, not tested.
+
+    A case that differs between the engines counts against the command that made it differ:
+    where one side refused a step (an unsupported feature), the command of that step (an HSET
+    case that also sends HPEXPIRE differs because of HPEXPIRE, not HSET); otherwise the command
+    the case is filed under.
+    """
     from respmatrix.reporting.diff import engine_diff
 
     diff = engine_diff(doc, source, target)
     divergences = doc.get("divergences", {})
+    details = {
+        (r["case"], r["engine"], r["client"], r["protocol"]): r["detail"]
+        for r in doc["results"]
+        if r["engine"] in (source, target) and r["outcome"] != "pass"
+    }
     changed: dict[str, set[str]] = defaultdict(set)
     notes: dict[str, list[str]] = defaultdict(list)
     for feature in diff.features:
         for change in feature.changes:
-            command = command_of_case(change.case)
-            changed[command].add(change.case)
-            for div in (change.a[1], change.b[1]):
-                if div and div not in notes[command]:
-                    notes[command].append(div)
-    target_outcomes: dict[str, list[str]] = defaultdict(list)
+            steps = {
+                _step_command(
+                    details.get((change.case, engine, change.client, change.protocol), {})
+                )
+                for engine in (source, target)
+            } - {None}
+            for command in steps or {command_of_case(change.case)}:
+                changed[command].add(change.case)  # type: ignore[index]
+                for div in (change.a[1], change.b[1]):
+                    if div and div not in notes[command]:  # type: ignore[index]
+                        notes[command].append(div)  # type: ignore[index]
     compared: dict[str, set[str]] = defaultdict(set)
     for result in doc["results"]:
         if result["engine"] == target:
-            command = command_of_case(result["case"])
-            target_outcomes[command].append(result["outcome"])
-            compared[command].add(result["case"])
+            compared[command_of_case(result["case"])].add(result["case"])
     inventory = doc.get("engines", {}).get(target, {}).get("commands")
     statuses = []
     for command, calls in used.items():
@@ -319,32 +357,21 @@ def command_statuses(
             }
             for d in notes.get(command, [])
         ]
-        outcomes = target_outcomes.get(command, [])
+        differ = len(changed.get(command, ()))
         if inventory is not None and command not in inventory:
-            statuses.append(
-                CommandStatus(command, calls, "unsupported", len(changed.get(command, ())),
-                              entry_notes, f"{target} has no such command")
-            )  # fmt: skip
-        elif outcomes and all(o == "unsupported" for o in outcomes):
-            statuses.append(
-                CommandStatus(command, calls, "unsupported", len(changed[command]), entry_notes,
-                              f"{target} refuses it in every case")
-            )  # fmt: skip
-        elif command in changed:
-            statuses.append(
-                CommandStatus(command, calls, "divergent", len(changed[command]), entry_notes,
-                              f"{len(changed[command])} of {len(compared[command])} cases differ")
-            )  # fmt: skip
+            status = CommandStatus(command, calls, "unsupported", differ, entry_notes,
+                                   f"{target} has no such command")  # fmt: skip
+        elif differ:
+            tested = len(compared.get(command, set()) | changed[command])
+            status = CommandStatus(command, calls, "divergent", differ, entry_notes,
+                                   f"{differ} of {tested} cases differ")  # fmt: skip
         elif command in compared:
-            statuses.append(
-                CommandStatus(command, calls, "same", len(compared[command]),
-                              why=f"{len(compared[command])} cases behave alike")
-            )  # fmt: skip
+            n = len(compared[command])
+            status = CommandStatus(command, calls, "same", n, why=f"{n} cases behave alike")
         else:
-            statuses.append(
-                CommandStatus(command, calls, "not tested",
-                              why="no case of the matrix sends it; present on the target")
-            )  # fmt: skip
+            why = "no case of the matrix sends it; present on the target"
+            status = CommandStatus(command, calls, "not tested", why=why)
+        statuses.append(status)
     return statuses
 
 
