@@ -27,7 +27,9 @@ def command_inventory(host: str, port: int) -> dict[str, str]:
             group = f"module:{doc.get('module', 'unknown')}"
         found[_name(name)] = group
         for sub, subdoc in (doc.get("subcommands") or {}).items():
-            found[_name(sub)] = subdoc.get("group", group)
+            # A module's subcommands say only "module" (FT.DEBUG's, say): they are the parent's.
+            sub_group = subdoc.get("group", group)
+            found[_name(sub)] = group if sub_group == "module" else sub_group
     for name in listed:
         full = _name(name)
         if full not in found:
