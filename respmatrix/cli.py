@@ -207,6 +207,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     diff.add_argument("--json", action="store_true", help="machine-readable output")
     diff.set_defaults(func=cmd_diff)
+
+    from respmatrix.fuzz.command import add_parser as add_fuzz_parser
+
+    add_fuzz_parser(commands, cmd_fuzz)
     from respmatrix import audit
     from respmatrix.migration import command as migrate
 
@@ -658,6 +662,15 @@ def cmd_diff(args: argparse.Namespace) -> int:
     else:
         print(render_engine_diff(diff), end="")
     return EXIT_FAILED if diff.differs else 0
+
+
+# -- fuzz ---------------------------------------------------------------------------------------
+
+
+def cmd_fuzz(args: argparse.Namespace) -> int:
+    from respmatrix.fuzz.command import run
+
+    return run(args, CommandError, install_engines)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from respmatrix.reporting import OUTCOME_SYMBOLS
+from respmatrix.reporting.fuzz import fuzz_section
 from respmatrix.reporting.migration import migration_tables
 from respmatrix.reporting.migration import render_markdown as render_migration
 from respmatrix.runner import OUTCOMES
@@ -71,6 +72,7 @@ def render_matrix(doc: dict[str, Any]) -> str:
     lines += _divergences(doc)
     lines += render_migration(migration_tables(doc))
     lines += _problems(doc)
+    lines += fuzz_section(doc)
     return "\n".join(lines) + "\n"
 
 

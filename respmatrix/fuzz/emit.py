@@ -1,0 +1,129 @@
+"""Turning a fuzz finding into a case file for review (``respmatrix fuzz --emit-case DIR``).
+
+The case goes to ``DIR/<family>/<COMMAND>/fuzz-<digest>.yaml`` like the suites' own cases: every
+step of the minimal script, with the reply all engines agreed on, and the last step (where they
+disagree) expecting the reply of the largest group of engines. A comment block lists what each
+engine answered. Nothing is added to the registry: a reviewer decides whether this is a
+registry entry (with a source), a bug to report, or a case to fix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from respmatrix.datafiles import load_validated
+from respmatrix.fuzz.classify import Verdict
+from respmatrix.fuzz.lockstep import Finding, Lockstep, preamble_of
+from respmatrix.fuzz.script import as_bytes
+
+
+def case_argument(arg: Any) -> Any:
+    data = as_bytes(arg)
+    try:
+        text = data.decode()
+    except UnicodeDecodeError:
+        return {"hex": data.hex()}
+    return text if text.isprintable() else {"hex": data.hex()}
+
+
+def expectation(reply: Any, protocol: int) -> dict[str, Any]:
+    """A case expectation for a normalised reply (see :mod:`respmatrix.fuzz.normalise`)."""
+    if isinstance(reply, dict) and len(reply) == 1:
+        ((kind, value),) = reply.items()
+        if kind == "error":
+            return {"error": value}
+        if kind in ("unordered", "set"):
+            plain = [_value(v) for v in value]
+            if kind == "set" or (protocol == 3 and kind == "unordered"):
+                return {"type": "set" if kind == "set" else "collection"} if None in plain else {
+                    "expect": plain, "unordered": True}  # fmt: skip
+            return {"expect": plain, "unordered": True}
+        if kind in ("random_array", "random_set"):
+            return {"type": "collection"}
+        if kind == "random":
+            return {"type": "string"}
+        if kind == "double":
+            number = float(value)
+            return {"expect_resp2": value, "expect_resp3": number} if protocol == 2 else {
+                "expect": number}  # fmt: skip
+    if reply == "positive":
+        return {"range": [1, 2**62]}
+    value = _value(reply)
+    return {"expect": value}
+
+
+def _value(reply: Any) -> Any:
+    """Best-effort plain value for an expectation (typed wrappers unwrapped)."""
+    if isinstance(reply, dict) and len(reply) == 1:
+        ((kind, value),) = reply.items()
+        if kind == "hex":
+            return bytes.fromhex(value)
+        if kind == "double":
+            return float(value)
+        if kind == "map":
+            try:
+                return {_value(k): _value(v) for k, v in value}
+            except TypeError:
+                return [[_value(k), _value(v)] for k, v in value]
+        if kind in ("unordered", "set", "unordered_pairs"):
+            return [_value(v) for v in value]
+        if kind == "error":
+            return value
+    if isinstance(reply, list):
+        return [_value(v) for v in reply]
+    return reply
+
+
+def build_case(finding: Finding, verdicts: list[Verdict]) -> tuple[str, dict[str, Any]]:
+    """The header comment and the case mapping for a finding."""
+    head = len(preamble_of(finding.family, finding.protocol))
+    body = finding.commands[head:]
+    steps = []
+    for command, verdict in zip(body, verdicts, strict=True):
+        groups = verdict.groups()
+        reply = groups[0][1]
+        step = {"send": [case_argument(a) for a in command]}
+        step.update(expectation(reply, finding.protocol))
+        steps.append(step)
+    features = sorted(f for f in finding.features if _feature_ok(f)) or [finding.family]
+    case: dict[str, Any] = {
+        "claim": f"{finding.command} answers the same on every engine (fuzz finding, review)",
+        "features": features,
+        "protocols": [finding.protocol],
+        "steps": steps,
+    }
+    if finding.family == "scripting":
+        case["cleanup"] = [["FUNCTION", "FLUSH"], ["SCRIPT", "FLUSH"]]
+    lines = [
+        "# Found by respmatrix fuzz: the engines disagree on the last step and no registry",
+        "# entry explains it. Review: a registry entry (with a source), a bug, or a fixed case.",
+        "# Observed replies on the last step:",
+    ]
+    for labels, reply in finding.groups:
+        lines.append(f"#   {', '.join(labels)}: {json.dumps(reply, ensure_ascii=False)}")
+    return "\n".join(lines) + "\n", case
+
+
+def _feature_ok(feature: str) -> bool:
+    import re
+
+    return re.fullmatch(r"[a-z0-9][a-z0-9._-]*", feature) is not None
+
+
+def emit_case(lockstep: Lockstep, finding: Finding, folder: Path) -> Path:
+    """Replay ``finding``, write its case file under ``folder`` and check it against the schema."""
+    verdicts = lockstep.replay(finding.family, finding.protocol, finding.commands)
+    comment, case = build_case(finding, verdicts)
+    digest = hashlib.sha256(finding.script.encode()).hexdigest()[:8]
+    command = finding.command.replace(" ", "_")
+    path = folder / finding.family / command / f"fuzz-{command.lower()}-{digest}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = comment + yaml.safe_dump(case, sort_keys=False, allow_unicode=True, width=100)
+    path.write_text(text, encoding="utf-8")
+    load_validated(path, "case.schema.yaml", "emitted case")
+    return path

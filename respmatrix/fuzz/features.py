@@ -1,0 +1,199 @@
+"""The features a fuzzed command exercises: the names the divergence registry is keyed by.
+
+Every command has its own name (``hexpire``) and ``<command>-<option>`` for each option word it
+carries (``set-ifeq``, ``zscan-noscores``). A few registry features depend on the values rather
+than on the words (a negative field TTL, a hexadecimal score, a cursor with a leading space);
+``_VALUE_FEATURES`` tags those. The tags only decide which registry entries may explain a
+difference; an entry still has to match exactly the engines that answered differently.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from respmatrix.fuzz.normalise import command_name
+
+HFE_SET = {"HEXPIRE", "HPEXPIRE", "HEXPIREAT", "HPEXPIREAT"}
+HFE_QUERY = {"HTTL", "HPTTL", "HEXPIRETIME", "HPEXPIRETIME", "HPERSIST"}
+HFE_ALL = HFE_SET | HFE_QUERY | {"HGETEX", "HSETEX", "HGETDEL"}
+ZSET_RANGE = {"ZCOUNT", "ZRANGEBYSCORE", "ZREVRANGEBYSCORE", "ZREMRANGEBYSCORE", "ZRANGE",
+              "ZRANGESTORE"}  # fmt: skip
+_WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*")
+_HEX_FLOAT = re.compile(r"^\s*[+-]?0[xX]")
+# Option words given their own feature name in the registry.
+_RENAMED = {
+    ("XADD", "KEEPREF"): "xadd-reference-policy", ("XADD", "DELREF"): "xadd-reference-policy",
+    ("XADD", "ACKED"): "xadd-reference-policy", ("XTRIM", "KEEPREF"): "xtrim-reference-policy",
+    ("XTRIM", "DELREF"): "xtrim-reference-policy", ("XTRIM", "ACKED"): "xtrim-reference-policy",
+    ("SSCAN", "NOVALUES"): "sscan-novalues",
+}  # fmt: skip
+
+
+def _text(arg: Any) -> str:
+    return arg.decode(errors="replace") if isinstance(arg, bytes) else str(arg)
+
+
+def _int(arg: Any) -> int | None:
+    try:
+        return int(_text(arg))
+    except ValueError:
+        return None
+
+
+def features_of(args: Sequence[Any], key_type: str | None = None) -> set[str]:
+    """Feature names of one command; ``key_type`` is the TYPE of its first key, if known."""
+    name = command_name(args)
+    base = name.lower().replace(" ", "-")
+    found = {base}
+    words = [_text(a) for a in args[1:]]
+    for word in words:
+        upper = word.upper()
+        if word.isupper() and _WORD.fullmatch(word):  # option words; key names are lower case
+            found.add(_RENAMED.get((name, upper), f"{base}-{upper.lower()}"))
+    for predicate, feature in _VALUE_FEATURES.get(name, ()):
+        if predicate(words, key_type):
+            found.add(feature)
+    if name in HFE_ALL:
+        found |= _hfe_features(name, words, key_type)
+    zset_numbers = ZSET_RANGE | {
+        "ZADD",
+        "ZINCRBY",
+        "ZUNION",
+        "ZINTER",
+        "ZUNIONSTORE",
+        "ZINTERSTORE",
+    }
+    if name in zset_numbers and any(
+        _HEX_FLOAT.match(w) or (w[:1].isspace() and w.strip()) for w in words
+    ):
+        found |= {"zset-score-hex", "zset-weight-hex", "zset-range-bound-strtod-forms"}
+    return found
+
+
+def _cursor_at(index: int) -> Callable[[list[str], str | None], str]:
+    return lambda words, _t: words[index] if len(words) > index else "x"
+
+
+def _value_features() -> dict[str, list[tuple[Callable[[list[str], str | None], bool], str]]]:
+    table: dict[str, list[tuple[Callable[[list[str], str | None], bool], str]]] = {}
+    for name, index in (("SCAN", 0), ("SSCAN", 1), ("HSCAN", 1), ("ZSCAN", 1)):
+        cursor = _cursor_at(index)
+        table[name] = [
+            (lambda w, t, c=cursor: c(w, t).startswith("-"), "scan-negative-cursor"),
+            (lambda w, t, c=cursor: c(w, t) == "", "scan-empty-cursor"),
+            (lambda w, t, c=cursor: c(w, t)[:1].isspace(), "scan-cursor-leading-space"),
+        ]
+    table["SCAN"].append((lambda w, t: _after(w, "TYPE") not in _TYPES, "scan-type-unknown"))
+    string = (lambda _w, t: t == "string", "string-embstr-limit")
+    table["OBJECT ENCODING"] = [
+        string,
+        (lambda _w, t: t == "string", "string-embstr-limit-128"),
+        (lambda _w, t: t == "hash", "object-encoding-hash-field-ttl"),
+        (lambda _w, t: t == "hash", "object-encoding-hfe-without-ttl"),
+    ]
+    table["OBJECT REFCOUNT"] = [(lambda _w, t: t == "string", "object-refcount-shared-integers")]
+    table["DUMP"] = [(lambda _w, _t: True, "dump-payload-format")]
+    table["FUNCTION DUMP"] = table["DUMP"]  # the same RDB version trailer
+    table["BITCOUNT"] = [
+        (lambda w, _t: len(w) == 2, "bitcount-start-only"),
+        (lambda _w, t: t == "none", "bitcount-missing-key-arg-check"),
+    ]
+    table["BITPOS"] = [(lambda _w, t: t == "none", "bitpos-missing-key-arg-check")]
+    table["LREM"] = [(lambda w, _t: len(w) > 1 and _int(w[1]) == -(2**63), "lrem-count-long-min")]
+    xread_plus = (lambda w, _t: "+" in w, "xread-last-entry")
+    table["XREAD"] = [
+        xread_plus,
+        (lambda w, _t: "+" in w, "xread-last-entry-after-xdel"),
+        (lambda w, _t: "+" in w, "xread-last-entry-empty-stream"),
+        (lambda w, _t: len(_after_all(w, "STREAMS")) % 2 == 1, "xread-unbalanced-error"),
+    ]
+    table["XREADGROUP"] = [
+        (lambda w, _t: len(_after_all(w, "STREAMS")) % 2 == 1, "xread-unbalanced-error"),
+        (lambda _w, _t: True, "xreadgroup-entries-read-after-trim"),
+    ]
+    for name in ("XGROUP CREATE", "XGROUP SETID"):
+        table[name] = [
+            (lambda w, _t: "ENTRIESREAD" in (x.upper() for x in w),
+             "xgroup-entriesread-beyond-entries-added"),
+        ]  # fmt: skip
+    table["XINFO GROUPS"] = [
+        (lambda _w, _t: True, "xinfo-lag-cursor-behind-first-entry"),
+        (lambda _w, _t: True, "xinfo-lag-tombstones-before-first-entry"),
+        (lambda _w, _t: True, "xgroup-entriesread-beyond-entries-added"),
+        (lambda _w, _t: True, "xreadgroup-entries-read-after-trim"),
+    ]
+    table["XINFO STREAM"] = table["XINFO GROUPS"]
+    return table
+
+
+_TYPES = {"string", "list", "set", "zset", "hash", "stream", "none", ""}
+
+
+def _after(words: list[str], token: str) -> str:
+    upper = [w.upper() for w in words]
+    if token not in upper:
+        return ""
+    index = upper.index(token)
+    return words[index + 1].lower() if index + 1 < len(words) else ""
+
+
+def _after_all(words: list[str], token: str) -> list[str]:
+    upper = [w.upper() for w in words]
+    return words[upper.index(token) + 1 :] if token in upper else []
+
+
+_VALUE_FEATURES = _value_features()
+
+
+def _hfe_features(name: str, words: list[str], key_type: str | None) -> set[str]:
+    """The hash-field-TTL features: error texts and edge behaviours differ by line there."""
+    found: set[str] = set()
+    upper = [w.upper() for w in words]
+    numbers = [_int(w) for w in words[1:]]
+    if any(n is not None and n < 0 for n in numbers):
+        found.add("hfe-negative-expire")
+    if any(n is not None and n >= 2**46 // 1000 for n in numbers):
+        found.add("hfe-expire-beyond-redis-limit")
+    if "FIELDS" in upper:
+        index = upper.index("FIELDS")
+        count = _int(words[index + 1]) if index + 1 < len(words) else None
+        given = len(words) - index - 2
+        if name == "HSETEX":
+            given //= 2
+        if count is None or count <= 0:
+            found.add("hfe-numfields-invalid")
+        elif count != given:
+            found.add("hfe-numfields-mismatch")
+    expected_at = {**dict.fromkeys(HFE_SET, 2), **dict.fromkeys(HFE_QUERY, 1)}.get(name)
+    if expected_at is not None:
+        position = upper.index("FIELDS") if "FIELDS" in upper else None
+        conditions = [w for w in upper[2:] if w in {"NX", "XX", "GT", "LT"}]
+        if position is None or position != expected_at + (1 if conditions else 0):
+            found.add("hfe-query-fields-token" if name in HFE_QUERY else "hfe-fields-token")
+        if len(conditions) > 1:
+            found.add("hexpire-condition-combination")
+        if name in HFE_SET:
+            time = _int(words[1]) if len(words) > 1 else None
+            if time is not None and (time <= 0 or name.endswith("AT")):
+                found.add("hexpire-past-time-condition")
+    if name in {"HGETEX", "HGETDEL"} and "FIELDS" not in upper:
+        found.add("hfe-fields-token")
+    if name in {"HGETEX", "HSETEX"}:
+        lower = name.lower()
+        options = [w for w in upper if w in {"EX", "PX", "EXAT", "PXAT", "PERSIST", "KEEPTTL",
+                                              "FNX", "FXX", "NX", "XX"}]  # fmt: skip
+        if len(options) != len(set(options)):
+            found.add(f"{lower}-repeated-option")
+        if len(set(options)) > 1:
+            found.add(f"{lower}-conflicting-options")
+        head = upper[1 : upper.index("FIELDS")] if "FIELDS" in upper else upper[1:]
+        known = {"EX", "PX", "EXAT", "PXAT", "PERSIST", "KEEPTTL", "FNX", "FXX", "NX", "XX"}
+        if any(w not in known and _int(w) is None for w in head):
+            found.add(f"{lower}-unknown-option")
+        if name == "HSETEX" and any(n is not None and n <= 0 for n in numbers):
+            found |= {"hsetex-past-expiry-new-field", "hsetex-past-expiry-new-key"}
+    if name == "HPERSIST" and key_type not in (None, "hash", "none"):
+        found.add("hpersist-wrongtype")
+    return found
