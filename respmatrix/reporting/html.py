@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from respmatrix.reporting import OUTCOME_SYMBOLS
+from respmatrix.reporting.clients import TYPED_STATES, ClientTable, typed_methods
 from respmatrix.reporting.availability import (
     LINE_NAMES,
     STATE_SYMBOLS,
@@ -266,6 +267,9 @@ def page_model(doc: Mapping[str, Any]) -> dict[str, Any]:
         "result_count": len(doc["results"]),
         "availability": table,
         "migration": migration,
+        "client_table": ClientTable.from_results(doc),
+        "typed_rows": typed_methods(doc),
+        "typed_states": TYPED_STATES,
         "data_json": json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace(
             "</", "<\\/"
         ),

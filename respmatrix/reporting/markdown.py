@@ -7,6 +7,7 @@ from typing import Any
 
 from respmatrix.reporting import OUTCOME_SYMBOLS
 from respmatrix.reporting.fuzz import fuzz_section
+from respmatrix.reporting.clients import markdown_section
 from respmatrix.reporting.migration import migration_tables
 from respmatrix.reporting.migration import render_markdown as render_migration
 from respmatrix.runner import OUTCOMES
@@ -69,6 +70,7 @@ def render_matrix(doc: dict[str, Any]) -> str:
         lines.append(f"| {family} | " + " | ".join(cells) + " |")
     lines += ["", "Totals: " + ", ".join(f"{totals[o]} {o}" for o in OUTCOMES if totals[o]) + "."]
 
+    lines += markdown_section(doc)
     lines += _divergences(doc)
     lines += render_migration(migration_tables(doc))
     lines += _problems(doc)
