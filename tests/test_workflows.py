@@ -135,9 +135,10 @@ def test_zizmor_finds_nothing_in_the_workflows() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_the_workflows_are_ci_and_matrix() -> None:
-    assert [p.name for p in workflow_files()] == ["ci.yml", "matrix.yml"]
+def test_the_workflows_are_ci_matrix_and_fuzz() -> None:
+    assert [p.name for p in workflow_files()] == ["ci.yml", "fuzz-nightly.yml", "matrix.yml"]
     assert set(load_workflow("ci.yml")["jobs"]) == {"lint", "tests"}
+    assert set(load_workflow("fuzz-nightly.yml")["jobs"]) == {"fuzz"}
     assert set(load_workflow("matrix.yml")["jobs"]) == {"plan", "shard", "merge", "deploy"}
 
 
@@ -183,12 +184,15 @@ def test_engine_store_cache_and_debian_mirror() -> None:
     for file, workflow in all_workflows().items():
         assert workflow["env"]["RESPMATRIX_DEBIAN_MIRROR"] == "https://deb.debian.org/debian", file
         assert workflow["env"]["RESPMATRIX_HOME"] == "~/.respmatrix", file
-    jobs = {("ci.yml", "tests"), ("matrix.yml", "shard")}
+    jobs = {("ci.yml", "tests"), ("matrix.yml", "shard"), ("fuzz-nightly.yml", "fuzz")}
     for file, workflow in all_workflows().items():
         for name, job in workflow["jobs"].items():
             steps = job["steps"]
-            restores = [i for i, s in enumerate(steps) if action(s) == "actions/cache/restore"]
-            saves = [i for i, s in enumerate(steps) if action(s) == "actions/cache/save"]
+            # The engine store's cache (the fuzz job also keeps hypothesis's example database).
+            restores = [i for i, s in enumerate(steps) if action(s) == "actions/cache/restore"
+                        and "engines" in s["with"]["path"]]  # fmt: skip
+            saves = [i for i, s in enumerate(steps) if action(s) == "actions/cache/save"
+                     and "engines" in s["with"]["path"]]  # fmt: skip
             assert not any(action(s) == "actions/cache" for s in steps), f"{file} job {name}"
             if (file, name) not in jobs:
                 assert not restores and not saves, f"{file} job {name}"
@@ -551,3 +555,32 @@ def test_tox_envs() -> None:
     assert commands("testenv:bench") == ["python benchmarks/bench.py {posargs}"]
     envs = config["tox"]["env_list"].split()
     assert envs == ["py", "lint"]
+
+
+# -- fuzz-nightly.yml ------------------------------------------------------------------------------
+
+
+def test_fuzz_nightly_runs_the_long_fuzz_and_keeps_its_example_database(tmp_path: Path) -> None:
+    workflow = load_workflow("fuzz-nightly.yml")
+    on = triggers(workflow)
+    assert on["schedule"] and "workflow_dispatch" in on
+    job = workflow["jobs"]["fuzz"]
+    runs = [s.get("run", "") for s in job["steps"]]
+    assert "respmatrix engines install all" in runs
+    caches = [s for s in job["steps"] if action(s).startswith("actions/cache/")]
+    fuzz_db = [s for s in caches if s["with"]["path"] == "~/.respmatrix/fuzz"]
+    assert [action(s) for s in fuzz_db] == ["actions/cache/restore", "actions/cache/save"]
+    assert fuzz_db[0]["with"]["restore-keys"] == "fuzz-examples-"
+    # No seed given: today's date; the exit status is kept and returned (1: findings).
+    stub = 'printf "%s\\n" "$@" > "$HOME/args"\nexit 1\n'
+    proc = run_step(step_named(job, "respmatrix fuzz"), tmp_path,
+                    {"BUDGET": "60", "INPUT_SEED": ""}, {"respmatrix": stub})  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert (tmp_path / "fuzz" / "exit-status").read_text() == "1\n"
+    args = (tmp_path / "args").read_text().split()
+    assert args[:5] == ["fuzz", "--engines", "all", "--budget", "60"]
+    assert re.fullmatch(r"20\d{6}", args[args.index("--seed") + 1])
+    assert args[-4:] == ["--out", "fuzz", "--emit-case", "fuzz/cases"]
+    proc = run_step(step_named(job, "respmatrix fuzz"), tmp_path,
+                    {"BUDGET": "60", "INPUT_SEED": "42"}, {"respmatrix": stub})  # fmt: skip
+    assert (tmp_path / "args").read_text().split()[6] == "42"
