@@ -128,6 +128,13 @@ def test_redis_7_4_payloads_restore_on_no_valkey(matrix_run: dict) -> None:
         cell = _cell(matrix_run, "dump-restore", "redis-7.4", consumer)
         assert {r["outcome"] for r in cell} == {"unsupported"}
         assert {r["detail"]["rdb_version"] for r in cell} == {12}
+    # With rdb-version-check relaxed, Valkey 9 restores them (plain types); Valkey 8.1 does not.
+    (string,) = [r for r in _cell(matrix_run, "dump-restore", "redis-7.4", "valkey-9.1")
+                 if r["case"].endswith("/string")]  # fmt: skip
+    assert string["detail"]["relaxed"] == "restored and identical"
+    (string,) = [r for r in _cell(matrix_run, "dump-restore", "redis-7.4", "valkey-8.1")
+                 if r["case"].endswith("/string")]  # fmt: skip
+    assert string["detail"]["relaxed"].startswith("RESTORE refused: ERR DUMP payload version")
     # ...while Redis 7.2 and Valkey 8 payloads (RDB 11) restore everywhere, identical.
     for producer in ("redis-7.2", "valkey-8.0", "valkey-8.1"):
         for consumer in BASE_ENGINES:

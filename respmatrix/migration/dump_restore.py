@@ -12,6 +12,7 @@ from respmatrix.migration.snapshot import Snapshot, SnapshotReader, compare_key
 from respmatrix.replies import RespError
 
 METHOD = "dump-restore"
+RELAXED_CONFIG = "rdb-version-check"
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,27 @@ def restore_payloads(
                 extra={"rdb_version": payload.rdb_version}, **more,
             )
         )  # fmt: skip
+    refused = [o for o in outcomes if o.outcome == REFUSED]
+    previous = version_check(conn)
+    if refused and previous is not None:
+        # Valkey 8.1+ can be told to attempt payloads of unknown RDB versions; say what that
+        # gives, as a separate fact: by default the payload is still refused.
+        by_key = {p.key: p for p in payloads}
+        conn.call("CONFIG", "SET", RELAXED_CONFIG, "relaxed")
+        try:
+            for outcome in refused:
+                _, reason, _ = _restore_one(conn, reader, by_key[outcome.subject], expected)
+                outcome.extra["relaxed"] = reason
+        finally:
+            conn.call("CONFIG", "SET", RELAXED_CONFIG, previous)
     conn.call("FLUSHALL")
     return outcomes
+
+
+def version_check(conn: RespConnection) -> str | None:
+    """The consumer's rdb-version-check setting (Valkey 8.1+), None where it has none."""
+    reply = conn.call("CONFIG", "GET", RELAXED_CONFIG)
+    return str(reply[1]) if isinstance(reply, list) and len(reply) == 2 else None
 
 
 def _restore_one(

@@ -19,7 +19,7 @@ from respmatrix.migration import FAMILY, METHODS
 from respmatrix.migration.dataset import module_keys, write_dataset
 from respmatrix.migration.dump_restore import dump_payloads, restore_payloads
 from respmatrix.migration.engines import connect, engine_process
-from respmatrix.migration.outcome import ERROR, MigrationOutcome
+from respmatrix.migration.outcome import ERROR, REFUSED, MigrationOutcome
 from respmatrix.migration.rdb import load_rdb, save_rdb
 from respmatrix.migration.replication import replicate
 from respmatrix.migration.snapshot import Snapshot, SnapshotReader
@@ -85,19 +85,24 @@ class _ProducerRow:
                         for outcome in self._restore(producer, consumer, payloads, expected):
                             record(outcome)
                     elif method == "rdb":
+                        args = (rdb_file, rdb_expected, producer.id, self.logs, self.timeout)
                         record(
-                            load_rdb(
+                            _relaxed_too(
+                                lambda relaxed, c=consumer, a=args: load_rdb(
+                                    c, self.store, *a, relaxed=relaxed
+                                ),
                                 consumer,
-                                self.store,
-                                rdb_file,
-                                rdb_expected,
-                                producer.id,
-                                self.logs,
-                                self.timeout,
                             )
                         )
                     elif method == "replication":
-                        record(replicate(producer, consumer, self.store, self.logs, self.timeout))
+                        record(
+                            _relaxed_too(
+                                lambda relaxed, p=producer, c=consumer: replicate(
+                                    p, c, self.store, self.logs, self.timeout, relaxed
+                                ),
+                                consumer,
+                            )
+                        )
                 except Exception as exc:
                     record(
                         MigrationOutcome(
@@ -138,6 +143,23 @@ class _ProducerRow:
                 return restore_payloads(conn, payloads, expected, producer.id, consumer.id)
         finally:
             process.stop()
+
+
+def _relaxed_too(
+    attempt: Callable[[bool], MigrationOutcome], consumer: EngineSpec
+) -> MigrationOutcome:
+    """A refusal by a Valkey consumer is tried again with ``rdb-version-check relaxed``
+    (Valkey 8.1+); what that gives is kept beside the default answer, which stays the cell's."""
+    first = attempt(False)
+    if first.outcome == REFUSED and consumer.line == "valkey":
+        try:
+            second = attempt(True)
+        except Exception as exc:  # the default answer stands; say why the retry broke
+            first.extra["relaxed"] = f"not measured: {type(exc).__name__}: {exc}"
+            return first
+        if second.outcome != ERROR:  # ERROR: this engine has no such setting
+            first.extra["relaxed"] = second.reason
+    return first
 
 
 def results_document(

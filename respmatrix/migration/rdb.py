@@ -42,8 +42,12 @@ def load_rdb(
     producer: str,
     log_dir: Path,
     timeout: float = 15.0,
+    relaxed: bool = False,
 ) -> MigrationOutcome:
-    """Start ``spec`` with ``rdb_file`` as its dump file; refused, partial, different or same."""
+    """Start ``spec`` with ``rdb_file`` as its dump file; refused, partial, different or same.
+
+    ``relaxed`` starts it with ``rdb-version-check relaxed`` (Valkey 8.1+ only).
+    """
     consumer = spec.id
     extra = {"rdb_version": rdb_version(rdb_file)}
 
@@ -63,7 +67,9 @@ def load_rdb(
     process = None
     try:
         shutil.copyfile(rdb_file, data_dir / "dump.rdb")
-        args = ("--dir", str(data_dir), "--dbfilename", "dump.rdb")
+        args: tuple[str, ...] = ("--dir", str(data_dir), "--dbfilename", "dump.rdb")
+        if relaxed:
+            args += ("--rdb-version-check", "relaxed")
         process = engine_process(spec, store, log_dir, args, start_timeout=timeout)
         try:
             process.start()

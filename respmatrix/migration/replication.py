@@ -45,18 +45,21 @@ def replicate(
     store: object,
     log_dir: Path,
     timeout: float = 10.0,
+    relaxed: bool = False,
 ) -> MigrationOutcome:
     """Replicate ``producer`` -> ``consumer``; each attempt has ``timeout`` seconds.
+
+    ``relaxed`` sets ``rdb-version-check relaxed`` on the replica first (Valkey 8.1+ only).
 
     A sync that fails while the dataset holds hashes with field TTLs is tried once more
     without them: a primary may write an older RDB version for an older replica (Valkey 9.1
     does) and then refuse only the keys that version cannot hold.
     """
-    first, field_ttl_keys = _attempt(producer, consumer, store, log_dir, timeout, True)
+    first, field_ttl_keys = _attempt(producer, consumer, store, log_dir, timeout, True, relaxed)
     if first.outcome != REFUSED or not field_ttl_keys:
         return first
     # Second try: no field TTL at sync time, but the writes after the sync still set some.
-    second, _ = _attempt(producer, consumer, store, log_dir, timeout, False)
+    second, _ = _attempt(producer, consumer, store, log_dir, timeout, False, relaxed)
     first.extra["without_field_ttls"] = second.reason
     if second.outcome not in (PASS, DIFFERENT):
         return first
@@ -78,6 +81,7 @@ def _attempt(
     log_dir: Path,
     timeout: float,
     field_ttls: bool,
+    relaxed: bool = False,
 ) -> tuple[MigrationOutcome, list[str]]:
     processes: list[EngineProcess] = []
     written: list[str] = []
@@ -96,9 +100,23 @@ def _attempt(
         with connect(primary) as a, connect(replica) as b:
             # Diskless sync waits 5 s by default for more replicas to join; one is all there is.
             a.call("CONFIG", "SET", "repl-diskless-sync-delay", "0")
+            if relaxed:
+                reply = b.call("CONFIG", "SET", "rdb-version-check", "relaxed")
+                if reply != "OK":
+                    return outcome(ERROR, f"rdb-version-check relaxed refused: {reply}"), []
             written = write_dataset(a, BEFORE, modules=False, field_ttls=field_ttls)
             field_ttl_keys = [k for k in written if "field-ttl" in k]
-            return _sync(primary, replica, a, b, timeout, outcome), field_ttl_keys
+            try:
+                return _sync(primary, replica, a, b, timeout, outcome), field_ttl_keys
+            except (ConnectionError, OSError) as exc:
+                # A server that exits while loading the sync (Valkey 8.1 with rdb-version-check
+                # relaxed, fed RDB 80) closes our connection; its log says why.
+                said = [t for _, t in _warnings_since(replica, 0, "replica")]
+                said += [t for _, t in _warnings_since(primary, 0, "primary")]
+                cause = said[0] if said else str(exc)
+                reason = f"a server exited during the sync: {cause}"
+                extra = {"stage": "full sync", "log": said[:6]}
+                return outcome(REFUSED, reason, error=cause, extra=extra), field_ttl_keys
     finally:
         for process in processes:
             process.stop()

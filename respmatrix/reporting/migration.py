@@ -70,6 +70,8 @@ class Cell:
                     reason = detail.get("error") or reason
                     if result["method"] == "replication" and detail.get("stage"):
                         reason = f"{detail['stage']}: {reason}"
+                    if detail.get("relaxed"):
+                        reason += f" (with rdb-version-check relaxed: {detail['relaxed']})"
                 found[reason].append(result["case"].rsplit("/", 1)[-1])
         return dict(found)
 
