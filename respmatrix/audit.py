@@ -490,6 +490,9 @@ def audit(
     suites, _ = split_migration(doc)
     tested = {r["engine"] for r in suites["results"]}
     source_id = source_id or catalog_engine(facts.line, facts.version, facts.modules)
+    base = source_id.partition("+")[0]
+    if source_id not in tested and base in tested:  # a module variant the file lacks
+        source_id = base
     for engine, role in ((target, "target"), (source_id, "source's engine")):
         if engine not in tested:
             have = ", ".join(sorted(tested)) or "none"
