@@ -101,7 +101,20 @@ def _parser() -> argparse.ArgumentParser:
     start = engine_cmds.add_parser("start", help="start an engine and keep it running")
     start.add_argument("id")
     start.add_argument("--port", type=int, default=None, help="port (default: a free one)")
+    start.add_argument(
+        "--provider", default="binary", choices=["binary", "docker"], help="(default: binary)"
+    )
+    start.add_argument("--image", default=None, help="with --provider docker: the image to run")
     start.set_defaults(func=cmd_engines_start)
+    build_image = engine_cmds.add_parser(
+        "build-image",
+        help="build local Docker images (respmatrix/ID:VERSION) from the engine store",
+    )
+    build_image.add_argument("ids", nargs="+", help="engine ids, lines or 'all'")
+    build_image.add_argument(
+        "--no-install", action="store_true", help="fail instead of installing missing engines"
+    )
+    build_image.set_defaults(func=cmd_engines_build_image)
 
     run = commands.add_parser(
         "run",
@@ -124,6 +137,13 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="ID=URL",
         help="use a running server for an engine id",
+    )
+    run.add_argument(
+        "--engine-image",
+        action="append",
+        default=[],
+        metavar="ID=IMAGE",
+        help="with --provider docker: the image to run for an engine id",
     )
     run.add_argument(
         "-n",
@@ -351,10 +371,41 @@ def cmd_engines_start(args: argparse.Namespace) -> int:
     spec = _catalog().get(args.id)
     store = _store()
     install_engines([spec])
+def cmd_engines_build_image(args: argparse.Namespace) -> int:
+    from respmatrix.providers.docker import docker_client
+    from respmatrix.providers.images import build_image
+
+    specs = _catalog().select(args.ids)
+    store = _store()
+    missing = [spec.id for spec in specs if not store.is_installed(spec)]
+    if missing and args.no_install:
+        raise CommandError(f"engines not installed: {', '.join(missing)}")
+    install_engines(specs)
+    client = docker_client()
+    done: set[str] = set()
+    try:
+        for spec in specs:
+            if spec.install_id not in done:  # a variant runs its base's image
+                done.add(spec.install_id)
+                built = build_image(spec, store, client)
+                state = "up to date" if built.reused else "built"
+                print(
+                    f"{built.tag:<30} {built.image_id[7:19]} {built.size / 1e6:5.1f} MB "
+                    f"{built.files:>3} files  {state} in {built.seconds:.2f}s"
+                )
+    finally:
+        client.close()
+    return 0
+
+
     process = EngineProcess(
         spec,
         store.server_path(spec),
         store.server_env(spec),
+    if args.provider == "docker":
+        return _start_container(spec, args.image, args.port)
+    if args.image:
+        raise CommandError("--image needs --provider docker", EXIT_USAGE)
         extra_args=store.module_args(spec),
         port=args.port,
     )
@@ -362,11 +413,7 @@ def cmd_engines_start(args: argparse.Namespace) -> int:
         ident = process.identity
         print(f"{spec.id} ({ident.line} {ident.version}) listening on redis://{process.address}")
         print(f"log: {process.log_path}; press Ctrl-C to stop", flush=True)
-        # Block the signals so sigwait receives them instead of the default action killing
-        # us before the server is stopped and its folder removed.
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-        with contextlib.suppress(KeyboardInterrupt):
-            signal.sigwait({signal.SIGINT, signal.SIGTERM})
+        _wait_for_stop_signal()
     print(f"{spec.id} stopped")
     return 0
 
@@ -377,13 +424,34 @@ def cmd_engines_start(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     import pytest
 
+def _wait_for_stop_signal() -> None:
+    # Block the signals so sigwait receives them instead of the default action killing
+    # us before the server is stopped and its folder (or container) removed.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    with contextlib.suppress(KeyboardInterrupt):
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+
+
+def _start_container(spec: Any, image: str | None, port: int | None) -> int:
+    from respmatrix.providers.docker import DockerEngine
+    from respmatrix.providers.preflight import ensure_images
+
+    ensure_images([spec], {spec.id: image} if image else {}, _store(), install_engines)
+    with DockerEngine(spec, image, port=port) as engine:
+        ident = engine.identity
+        print(f"{spec.id} ({ident.line} {ident.version}) listening on redis://{engine.address}")
+        print(
+            f"container {engine.container_name} from {engine.image_ref}; press Ctrl-C to stop",
+            flush=True,
+        )
+        _wait_for_stop_signal()
+    print(f"{spec.id} stopped, container removed")
+    return 0
+
+
     from respmatrix.datafiles import data_dir
     from respmatrix.selection import Selection
 
-    if args.provider == "docker":
-        raise CommandError(
-            "the docker provider is not available yet; use --provider binary", EXIT_USAGE
-        )
     catalog = _catalog()
     urls = dict(_split_url(item) for item in args.engine_url)
     try:
@@ -392,6 +460,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise CommandError(str(exc), EXIT_USAGE) from None
     for engine_id, url in urls.items():
         _check_external(catalog.get(engine_id), url)
+    engine_images = dict(_split_url(item, "--engine-image", "IMAGE") for item in args.engine_image)
+    if engine_images and args.provider != "docker":
+        raise CommandError("--engine-image needs --provider docker", EXIT_USAGE)
+    for engine_id in engine_images:
+        catalog.get(engine_id)
     if args.provider == "external":
         missing = [e for e in selection.engines if e not in urls]
         if missing:
@@ -410,7 +483,12 @@ def cmd_run(args: argparse.Namespace) -> int:
                 f"unknown families: {', '.join(sorted(unknown))}; known: {listed}", EXIT_USAGE
             )
     local = [catalog.get(e) for e in selection.engines if e not in urls]
-    if local:
+    if local and args.provider == "docker":
+        from respmatrix.providers.preflight import ensure_images, trial_start
+
+        ensure_images(local, engine_images, _store(), None if args.no_install else install_engines)
+        trial_start(local, engine_images)
+    elif local:
         store = _store()
         missing = [spec.id for spec in local if not store.is_installed(spec)]
         if missing and args.no_install:
@@ -447,6 +525,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     code = pytest.main(pytest_args)
     if results_path.exists():
         matrix, page = _render(results_path, out)
+    if args.provider == "docker":
+        pytest_args += ["--provider", "docker"]
+        for engine_id, image in engine_images.items():
+            pytest_args += ["--engine-image", f"{engine_id}={image}"]
         print(f"results: {results_path}\nmatrix:  {matrix}\npage:    {page}")
     return _exit_status(int(code))
 
@@ -487,7 +569,7 @@ def _check_external(spec: Any, url: str) -> None:
         raise CommandError(str(exc)) from None
 
 
-def _split_url(item: str) -> tuple[str, str]:
+def _split_url(item: str, option: str = "--engine-url", what: str = "URL") -> tuple[str, str]:
     engine_id, sep, url = item.partition("=")
     if not sep or not url:
         raise CommandError(f"--engine-url expects ID=URL, got {item!r}", EXIT_USAGE)
