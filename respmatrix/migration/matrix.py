@@ -8,6 +8,7 @@ file, a replica). Producers run in parallel threads; the servers do the work.
 from __future__ import annotations
 
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -43,7 +44,13 @@ def run_matrix(
         logs.mkdir(parents=True, exist_ok=True)
         row = _ProducerRow(consumers, store, methods, timeout, logs, Path(tmp), progress)
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            rows = list(pool.map(row.run, producers))
+            try:
+                rows = list(pool.map(row.run, producers))
+            except BaseException:
+                # Ctrl-C: the rows stop after their current pair and stop their servers, so
+                # the pool's exit (which waits for them) comes soon and leaves nothing behind.
+                row.cancelled.set()
+                raise
     outcomes = [o for found, _ in rows for o in found]
     facts = {spec.id: fact for (_, fact), spec in zip(rows, producers, strict=True) if fact}
     return outcomes, facts
@@ -53,6 +60,7 @@ class _ProducerRow:
     def __init__(self, consumers, store, methods, timeout, logs, tmp, progress) -> None:  # type: ignore[no-untyped-def]
         self.consumers, self.store, self.methods = consumers, store, methods
         self.timeout, self.logs, self.tmp, self.progress = timeout, logs, tmp, progress
+        self.cancelled = threading.Event()
 
     def run(self, producer: EngineSpec) -> tuple[list[MigrationOutcome], dict[str, Any]]:
         found: list[MigrationOutcome] = []
@@ -80,6 +88,8 @@ class _ProducerRow:
             return found, {}
         for consumer in self.consumers:
             for method in self.methods:
+                if self.cancelled.is_set():
+                    return found, facts
                 try:
                     if method == "dump-restore":
                         for outcome in self._restore(producer, consumer, payloads, expected):
