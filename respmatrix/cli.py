@@ -365,12 +365,6 @@ def cmd_engines_uninstall(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_engines_start(args: argparse.Namespace) -> int:
-    from respmatrix.launcher import EngineProcess
-
-    spec = _catalog().get(args.id)
-    store = _store()
-    install_engines([spec])
 def cmd_engines_build_image(args: argparse.Namespace) -> int:
     from respmatrix.providers.docker import docker_client
     from respmatrix.providers.images import build_image
@@ -398,14 +392,20 @@ def cmd_engines_build_image(args: argparse.Namespace) -> int:
     return 0
 
 
-    process = EngineProcess(
-        spec,
-        store.server_path(spec),
-        store.server_env(spec),
+def cmd_engines_start(args: argparse.Namespace) -> int:
+    from respmatrix.launcher import EngineProcess
+
+    spec = _catalog().get(args.id)
     if args.provider == "docker":
         return _start_container(spec, args.image, args.port)
     if args.image:
         raise CommandError("--image needs --provider docker", EXIT_USAGE)
+    store = _store()
+    install_engines([spec])
+    process = EngineProcess(
+        spec,
+        store.server_path(spec),
+        store.server_env(spec),
         extra_args=store.module_args(spec),
         port=args.port,
     )
@@ -417,12 +417,6 @@ def cmd_engines_build_image(args: argparse.Namespace) -> int:
     print(f"{spec.id} stopped")
     return 0
 
-
-# -- run ----------------------------------------------------------------------------------------
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    import pytest
 
 def _wait_for_stop_signal() -> None:
     # Block the signals so sigwait receives them instead of the default action killing
@@ -449,22 +443,28 @@ def _start_container(spec: Any, image: str | None, port: int | None) -> int:
     return 0
 
 
+# -- run ----------------------------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import pytest
+
     from respmatrix.datafiles import data_dir
     from respmatrix.selection import Selection
 
     catalog = _catalog()
     urls = dict(_split_url(item) for item in args.engine_url)
+    engine_images = dict(_split_url(item, "--engine-image", "IMAGE") for item in args.engine_image)
+    if engine_images and args.provider != "docker":
+        raise CommandError("--engine-image needs --provider docker", EXIT_USAGE)
+    for engine_id in engine_images:
+        catalog.get(engine_id)
     try:
         selection = Selection.parse(catalog, args.engines, args.clients, args.protocols)
     except ValueError as exc:
         raise CommandError(str(exc), EXIT_USAGE) from None
     for engine_id, url in urls.items():
         _check_external(catalog.get(engine_id), url)
-    engine_images = dict(_split_url(item, "--engine-image", "IMAGE") for item in args.engine_image)
-    if engine_images and args.provider != "docker":
-        raise CommandError("--engine-image needs --provider docker", EXIT_USAGE)
-    for engine_id in engine_images:
-        catalog.get(engine_id)
     if args.provider == "external":
         missing = [e for e in selection.engines if e not in urls]
         if missing:
@@ -517,6 +517,10 @@ def _start_container(spec: Any, image: str | None, port: int | None) -> int:
         pytest_args += ["--families", args.families]
     for engine_id, url in urls.items():
         pytest_args += ["--engine-url", f"{engine_id}={url}"]
+    if args.provider == "docker":
+        pytest_args += ["--provider", "docker"]
+        for engine_id, image in engine_images.items():
+            pytest_args += ["--engine-image", f"{engine_id}={image}"]
     if str(args.workers) not in ("0", "1"):
         pytest_args += ["-n", str(args.workers)]
     pytest_args += [a for a in args.pytest_args if a != "--"]
@@ -525,10 +529,6 @@ def _start_container(spec: Any, image: str | None, port: int | None) -> int:
     code = pytest.main(pytest_args)
     if results_path.exists():
         matrix, page = _render(results_path, out)
-    if args.provider == "docker":
-        pytest_args += ["--provider", "docker"]
-        for engine_id, image in engine_images.items():
-            pytest_args += ["--engine-image", f"{engine_id}={image}"]
         print(f"results: {results_path}\nmatrix:  {matrix}\npage:    {page}")
     return _exit_status(int(code))
 
@@ -572,7 +572,7 @@ def _check_external(spec: Any, url: str) -> None:
 def _split_url(item: str, option: str = "--engine-url", what: str = "URL") -> tuple[str, str]:
     engine_id, sep, url = item.partition("=")
     if not sep or not url:
-        raise CommandError(f"--engine-url expects ID=URL, got {item!r}", EXIT_USAGE)
+        raise CommandError(f"{option} expects ID={what}, got {item!r}", EXIT_USAGE)
     return engine_id, url
 
 

@@ -51,6 +51,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="use a running server for an engine id instead of starting one",
     )
     group.addoption(
+        "--provider",
+        default="binary",
+        choices=["binary", "docker"],
+        help="how engines start: binary (the engine store) or docker (containers; default binary)",
+    )
+    group.addoption(
+        "--engine-image",
+        action="append",
+        default=[],
+        metavar="ID=IMAGE",
+        help="with --provider docker: the image to run for an engine id",
+    )
+    group.addoption(
         "--suites",
         default=None,
         metavar="DIR",
@@ -196,6 +209,8 @@ class RespmatrixSession:
     _pool: Any = None
     writer: Any = None
     _recorded: set[str] = field(default_factory=set)
+    provider: str = "binary"
+    engine_images: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> RespmatrixSession:
@@ -210,6 +225,12 @@ class RespmatrixSession:
             if not sep or not url:
                 raise pytest.UsageError(f"--engine-url expects ID=URL, got {item!r}")
             urls[engine_id] = url
+        images = {}
+        for item in config.getoption("engine_image"):
+            engine_id, sep, image = item.partition("=")
+            if not sep or not image:
+                raise pytest.UsageError(f"--engine-image expects ID=IMAGE, got {item!r}")
+            images[engine_id] = image
         state = cls(
             config=config,
             suites_root=Path(suites).resolve() if suites else data_dir("suites").resolve(),
@@ -219,6 +240,8 @@ class RespmatrixSession:
             protocols_word=config.getoption("protocols"),
             engine_urls=urls,
             out_dir=Path(out).resolve() if out else None,
+            provider=config.getoption("provider"),
+            engine_images=images,
         )
         if state.out_dir is not None:
             from respmatrix.results import ResultsWriter
@@ -267,7 +290,13 @@ class RespmatrixSession:
             from respmatrix.pool import EnginePool
 
             log_dir = self.out_dir / "logs" if self.out_dir else None
-            self._pool = EnginePool(self.catalog, engine_urls=self.engine_urls, log_dir=log_dir)
+            self._pool = EnginePool(
+                self.catalog,
+                engine_urls=self.engine_urls,
+                log_dir=log_dir,
+                provider=self.provider,
+                engine_images=self.engine_images,
+            )
         return self._pool
 
     def engine(self, engine_id: str) -> Any:

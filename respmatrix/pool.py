@@ -12,7 +12,7 @@ import contextlib
 import signal
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from respmatrix.catalog import EngineCatalog, EngineSpec
@@ -22,6 +22,9 @@ from respmatrix.clients.resp import RespConnection
 from respmatrix.inventory import command_inventory
 from respmatrix.launcher import EngineProcess, check_identity, identify
 
+if TYPE_CHECKING:
+    from respmatrix.providers.docker import DockerEngine
+
 
 @dataclass
 class RunningEngine:
@@ -30,7 +33,7 @@ class RunningEngine:
     spec: EngineSpec
     endpoint: Endpoint
     facts: dict[str, Any]
-    process: EngineProcess | None = None  # None for an external server
+    process: EngineProcess | DockerEngine | None = None  # None for an external server
 
     @property
     def id(self) -> str:
@@ -46,10 +49,14 @@ class EnginePool:
         store: Any = None,
         engine_urls: dict[str, str] | None = None,
         log_dir: Path | None = None,
+        provider: str = "binary",
+        engine_images: dict[str, str] | None = None,
     ) -> None:
         self.catalog = catalog
         self._store = store
         self.engine_urls = engine_urls or {}
+        self.provider = provider  # binary (the engine store) or docker (a container per engine)
+        self.engine_images = engine_images or {}  # docker: engine id -> image to run instead
         self.log_dir = log_dir
         self._engines: dict[str, RunningEngine] = {}
         self._clients: dict[tuple[str, str, int], ClientAdapter] = {}
@@ -76,7 +83,12 @@ class EnginePool:
         spec = self.catalog.get(engine_id)
         running = None
         try:
-            running = self._external(spec) if engine_id in self.engine_urls else self._launch(spec)
+            if engine_id in self.engine_urls:
+                running = self._external(spec)
+            elif self.provider == "docker":
+                running = self._container(spec)
+            else:
+                running = self._launch(spec)
             # The command inventory rides along in the results, for coverage and availability.
             endpoint = running.endpoint
             running.facts["commands"] = command_inventory(endpoint.host, endpoint.port)
@@ -102,6 +114,14 @@ class EnginePool:
         ).start()
         return RunningEngine(
             spec, Endpoint.single(process.host, process.port), process.describe(), process
+        )
+
+    def _container(self, spec: EngineSpec) -> RunningEngine:
+        from respmatrix.providers.docker import DockerEngine
+
+        engine = DockerEngine(spec, self.engine_images.get(spec.id), log_dir=self.log_dir).start()
+        return RunningEngine(
+            spec, Endpoint.single(engine.host, engine.port), engine.describe(), engine
         )
 
     def _external(self, spec: EngineSpec) -> RunningEngine:
