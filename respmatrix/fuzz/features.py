@@ -197,3 +197,22 @@ def _hfe_features(name: str, words: list[str], key_type: str | None) -> set[str]
     if name == "HPERSIST" and key_type not in (None, "hash", "none"):
         found.add("hpersist-wrongtype")
     return found
+
+
+SCRIPT_CALLS = {"EVAL", "EVALSHA", "EVAL_RO", "EVALSHA_RO", "FCALL", "FCALL_RO"}
+
+
+def error_features(name: str, in_transaction: bool) -> set[str]:
+    """Features of an error reply's text, added when every engine answered the step with an
+    error: the registry words some messages differently by line (script errors, refusals
+    inside MULTI) without the command behaving differently."""
+    found = set()
+    if name in SCRIPT_CALLS:
+        found |= {"lua-error-format", "lua-noscript-command-error", "noscript-error"}
+    if in_transaction:
+        found.add("multi-forbidden-command-error")
+        if name == "MULTI":
+            found.add("multi-nested")
+        elif name == "WATCH":
+            found.add("watch-inside-multi")
+    return found

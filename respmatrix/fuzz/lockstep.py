@@ -20,7 +20,7 @@ from typing import Any
 from respmatrix.catalog import EngineSpec
 from respmatrix.clients.resp import RespConnection
 from respmatrix.fuzz.classify import Verdict, classify
-from respmatrix.fuzz.features import features_of
+from respmatrix.fuzz.features import error_features, features_of
 from respmatrix.fuzz.normalise import SCANS, command_name, normalise, plain
 from respmatrix.fuzz.script import as_bytes, format_script
 from respmatrix.registry import DivergenceRegistry
@@ -222,6 +222,8 @@ class Lockstep:
         replies = {
             label: self._normalise(args, reply, queued_for_exec) for label, reply in raw.items()
         }
+        if all(isinstance(r, RespError) for r in raw.values()):
+            features |= error_features(name, self._in_multi)
         verdict = classify(features, self.specs, replies, self.registry)
         self._track_transaction(name, args, features, keys, raw)
         if replay:
