@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from respmatrix.fuzz.commands import LUA, sha1
 from respmatrix.fuzz.normalise import command_name
 
 HFE_SET = {"HEXPIRE", "HPEXPIRE", "HEXPIREAT", "HPEXPIREAT"}
@@ -57,6 +58,9 @@ def features_of(args: Sequence[Any], key_type: str | None = None) -> set[str]:
             found.add(feature)
     if name in HFE_ALL:
         found |= _hfe_features(name, words, key_type)
+    if name in SCRIPT_CALLS and words:
+        body = _SCRIPT_BODIES.get(words[0].lower(), words[0])  # EVALSHA: the body it names
+        found |= {f for marker, f in LUA_LIBRARIES.items() if marker in body}
     zset_numbers = ZSET_RANGE | {
         "ZADD",
         "ZINCRBY",
@@ -192,7 +196,11 @@ def _hfe_features(name: str, words: list[str], key_type: str | None) -> set[str]
         known = {"EX", "PX", "EXAT", "PXAT", "PERSIST", "KEEPTTL", "FNX", "FXX", "NX", "XX"}
         if any(w not in known and _int(w) is None for w in head):
             found.add(f"{lower}-unknown-option")
-        if name == "HSETEX" and any(n is not None and n <= 0 for n in numbers):
+        past = any(n is not None and n <= 0 for n in numbers) or any(
+            u in ("EXAT", "PXAT") and i + 1 < len(upper) and _is_past(words[i + 1], u)
+            for i, u in enumerate(upper)
+        )
+        if name == "HSETEX" and past:
             found |= {"hsetex-past-expiry-new-field", "hsetex-past-expiry-new-key"}
     if name == "HPERSIST" and key_type not in (None, "hash", "none"):
         found.add("hpersist-wrongtype")
@@ -200,6 +208,17 @@ def _hfe_features(name: str, words: list[str], key_type: str | None) -> set[str]
 
 
 SCRIPT_CALLS = {"EVAL", "EVALSHA", "EVAL_RO", "EVALSHA_RO", "FCALL", "FCALL_RO"}
+# Script bodies that reach a library whose availability the registry tracks.
+LUA_LIBRARIES = {"os.": "lua-os-clock"}
+
+
+_SCRIPT_BODIES = {sha1(body): body for body in LUA}
+
+
+def _is_past(value: str, unit: str) -> bool:
+    """An absolute EXAT/PXAT time before 2001 (the fuzzer's past times are 0, 1, 1000000000)."""
+    number = _int(value)
+    return number is not None and number < (10**9 if unit == "EXAT" else 10**12)
 
 
 def error_features(name: str, in_transaction: bool) -> set[str]:
