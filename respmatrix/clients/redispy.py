@@ -75,6 +75,8 @@ class _RedisPyFamily(ClientAdapter):
                 reply = self._client.execute_command(*args)
         except self._lib.exceptions.ResponseError as exc:
             return self._error(exc)
+        except self._lib.exceptions.AuthenticationError as exc:
+            return _auth_failure(exc)
         return self._normalize(reply)
 
     def receive(self, timeout: float) -> Any:
@@ -150,6 +152,13 @@ def _codes_by_exception(module_name: str) -> dict[type, str]:
     return codes
 
 
+def _auth_failure(exc: Exception) -> ClientFailure:
+    """An AUTH refusal (WRONGPASS, or AUTH without a configured password) that the library raised
+    as AuthenticationError, a ConnectionError subclass it retries after reconnecting, instead of
+    handing back the error reply: a client outcome, explained by a registry client entry."""
+    return ClientFailure(type(exc).__name__, str(exc))
+
+
 class _AsyncRedisPyFamily(_RedisPyFamily):
     """The asyncio client, driven on an event loop of its own, one command at a time."""
 
@@ -172,6 +181,8 @@ class _AsyncRedisPyFamily(_RedisPyFamily):
                 reply = self._loop.run_until_complete(self._client.execute_command(*args))
         except self._lib.exceptions.ResponseError as exc:
             return self._error(exc)
+        except self._lib.exceptions.AuthenticationError as exc:
+            return _auth_failure(exc)
         return self._normalize(reply)
 
     async def _push_reply(self, args: tuple[Any, ...]) -> Any:
