@@ -10,13 +10,15 @@ from importlib import import_module
 
 from respmatrix.clients.base import ClientAdapter, Endpoint
 
-# client id -> "module:Class". GLIDE and asyncio modes slot in here.
+# client id -> "module:Class".
 ADAPTERS: dict[str, str] = {
     "raw": "respmatrix.clients.raw:RawClient",
     "redis-py": "respmatrix.clients.redispy:RedisPyClient",
     "valkey-py": "respmatrix.clients.redispy:ValkeyPyClient",
     "redis-py-async": "respmatrix.clients.redispy:RedisPyAsyncClient",
     "valkey-py-async": "respmatrix.clients.redispy:ValkeyPyAsyncClient",
+    "valkey-glide": "respmatrix.clients.glide:GlideAsyncClient",
+    "valkey-glide-sync": "respmatrix.clients.glide:GlideSyncClient",
 }
 
 
