@@ -83,7 +83,7 @@ class CaseConnections:
             return self.main
         adapter = self.extra.get(name)
         if adapter is None:
-            adapter = type(self.main)(self.main.endpoint, self.main.protocol)
+            adapter = self.main.open_another()
             self.extra[name] = adapter
             # its id lets a hung command be unblocked or killed without touching any other client
             client_id = adapter.call("CLIENT", "ID")
@@ -102,7 +102,20 @@ class CaseConnections:
         if "await" in raw:
             return self._await(raw["await"], raw.get("timeout_ms", DEFAULT_AWAIT_MS))
         self._check_idle(conn)
-        adapter = self.adapter(conn)
+        try:
+            adapter = self.adapter(conn)
+            if "background" in raw and not adapter.waits_in_parallel:
+                raise ClientCannotExpress(
+                    f"{adapter.client_id} drives every connection through one event loop, so "
+                    "one cannot wait for a reply while another sends"
+                )
+        except ClientCannotExpress as exc:
+            failure = ClientFailure("cannot-express", str(exc))
+            if "background" not in raw:
+                return failure
+            # the await step reports it, like any reply of a background command
+            self._start(raw["background"], conn, self.main, lambda _: failure, step.send)
+            return STARTED
         began = time.monotonic()
         if raw.get("receive"):
             try:

@@ -168,3 +168,25 @@ def test_miswired_steps_are_refused(tmp_path: Path, steps, error) -> None:
     tree = _tree(tmp_path, {"bad": case})
     with pytest.raises(DataFileError, match=error):
         load_case(tree / "t" / "bad.yaml", tree)
+
+
+def test_background_step_refused_where_connections_cannot_wait_in_parallel(tmp_path, running):
+    """A client mode whose connections share one event loop cannot block one while another sends:
+    the await step reports that as the client's failure, and nothing is left blocked."""
+
+    class OneLoopRaw(adapter_class("raw")):
+        waits_in_parallel = False
+
+    tree = _tree(tmp_path, {"wakeup": WAKEUP})
+    valkey = running["valkey-9.1"]
+    case = load_case(tree / "t" / "wakeup.yaml", tree)
+    adapter = OneLoopRaw(Endpoint.single(valkey.host, valkey.port), 3)
+    try:
+        adapter.call("FLUSHALL")
+        outcome = run_case(case, adapter, valkey.spec, DivergenceRegistry([]))
+    finally:
+        adapter.close()
+    assert outcome.outcome == "fail"
+    assert outcome.detail["step"] == 4
+    assert "cannot-express" in outcome.detail["message"]
+    assert "one event loop" in outcome.detail["message"]

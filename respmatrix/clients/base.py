@@ -58,6 +58,9 @@ class ClientAdapter(ABC):
     client_id: ClassVar[str]
     package: ClassVar[str | None] = None  # distribution whose version results record
     protocols: ClassVar[tuple[int, ...]] = (2, 3)
+    # False when the library drives all its connections through one event loop, so one of them
+    # cannot wait for a reply (a blocked BLPOP in a background step) while another sends
+    waits_in_parallel: ClassVar[bool] = True
     api: ClassVar[str | None] = None  # typed API offered ("redis-py", "glide"), for `call:` steps
 
     def __init__(self, endpoint: Endpoint, protocol: int) -> None:
@@ -87,6 +90,12 @@ class ClientAdapter(ABC):
         """A name from the library's namespace (``ExpiryType.SEC``), called with ``args``
         when given (``ExpirySet(...)``)."""
         raise ClientCannotExpress(f"{self.client_id} has no typed API")
+
+    def open_another(self) -> ClientAdapter:
+        """Another connection of the same client mode and protocol, for cases that use several
+        connections. Adapters whose library cannot hold a second one raise
+        :class:`ClientCannotExpress`."""
+        return type(self)(self.endpoint, self.protocol)
 
     def receive(self, timeout: float) -> Any:
         """Read one message the server pushed to this connection without a command asking for

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import respmatrix
-from respmatrix.clients.base import ClientAdapter, Endpoint
+from respmatrix.clients.base import ClientAdapter, Endpoint, answered_by_push
 from respmatrix.clients.resp import RespConnection
 
 
@@ -17,7 +17,13 @@ class RawClient(ClientAdapter):
         self._conn = RespConnection(endpoint.host, endpoint.port, protocol)
 
     def call(self, *args: Any) -> Any:
+        if answered_by_push(self.protocol, args):
+            self._conn.send(*args)
+            return self._conn.read_frame()
         return self._conn.call(*args)
+
+    def receive(self, timeout: float) -> Any:
+        return self._conn.receive(timeout)
 
     @property
     def native(self) -> RespConnection:
