@@ -17,6 +17,7 @@ from respmatrix.cli import main
 from respmatrix.reporting.availability import AvailabilityTable, Boundary
 from respmatrix.reporting.diff import compare_runs, engine_diff, is_worse, render_engine_diff
 from respmatrix.reporting.html import render_html
+from tests.conftest import ENGINE_IDS
 
 ENGINES = {
     "redis-7.2": ("redis", "7.2.4"),
@@ -456,7 +457,7 @@ def test_merging_shards_split_by_engine_gives_back_the_single_run(
         part["divergences"] = {k: v for k, v in whole["divergences"].items() if k in cited}
         shards.append(tmp_path / f"{engine}.json")
         results.write(part, shards[-1])
-    assert len(shards) == 8
+    assert len(shards) == len(ENGINE_IDS)  # the eight engines and the two stack variants
     merged_path = tmp_path / "merged.json"
     assert main(["report", "merge", "-o", str(merged_path), *map(str, reversed(shards))]) == 0
     merged = results.load(merged_path)

@@ -48,7 +48,9 @@ STATE_SYMBOLS = {
     "skipped": "s",
     "none": "·",
 }
-LINE_NAMES = {"redis": "Redis", "valkey": "Valkey"}
+# A variant (redis-7.4+stack: the same server with modules loaded) is its own line in reports, so
+# a module feature reads "Redis Stack: 7.2" instead of making Redis 7.2 look mixed.
+LINE_NAMES = {"redis": "Redis", "redis+stack": "Redis Stack", "valkey": "Valkey"}
 
 
 def attributed(result: Mapping[str, Any], divergences: Mapping[str, Any]) -> set[str]:
@@ -408,8 +410,14 @@ class AvailabilityTable(Mapping[str, FeatureAvailability]):
 
 
 def engine_facts(doc: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
-    """The document's engines, plus any engine a result names that the header lacks."""
-    facts: dict[str, Mapping[str, Any]] = dict(doc.get("engines", {}))
+    """The document's engines, plus any engine a result names that the header lacks.
+
+    A variant's line reads ``redis+stack``: reports group it apart from the clean server.
+    """
+    facts: dict[str, Mapping[str, Any]] = {
+        engine: dict(f, line=f"{f['line']}+{f['variant']}") if f.get("variant") else f
+        for engine, f in doc.get("engines", {}).items()
+    }
     for result in doc["results"]:
         if result["engine"] not in facts:
             line, _, version = result["engine"].partition("-")
