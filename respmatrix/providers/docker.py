@@ -115,9 +115,11 @@ def resolve_image(spec: EngineSpec, client: Any, override: str | None = None) ->
         return client.images.pull(repository, tag=tag or "latest")
     except docker.errors.DockerException as exc:
         reason = getattr(exc, "explanation", None) or _reason(exc)
-        tried = " nor ".join(candidates)
+        absent = (
+            f"neither {' nor '.join(candidates)} is" if len(candidates) > 1 else f"{ref} is not"
+        )
         raise ImageUnavailableError(
-            f"{spec.id}: neither {tried} is on this machine, and pulling {ref} failed: "
+            f"{spec.id}: {absent} on this machine, and pulling {ref} failed: "
             f"{reason}; build a local image with `respmatrix engines build-image {spec.id}` or "
             f"name one with --engine-image {spec.id}=IMAGE"
         ) from None

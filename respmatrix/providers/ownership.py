@@ -84,18 +84,19 @@ def sweep_orphans(client: Any) -> list[str]:
 def _remove(client: Any, filters: list[str], wanted: Any) -> list[str]:
     import docker.errors
 
+    api = client.api  # the low-level list carries the labels: no inspect per container to race
     removed = []
-    for container in client.containers.list(all=True, filters={"label": filters}):
-        if wanted(container.labels):
+    for container in api.containers(all=True, filters={"label": filters}):
+        if wanted(container.get("Labels") or {}):
             # Gone already (its owner removed it meanwhile) is as good as removed.
             with contextlib.suppress(docker.errors.NotFound):
-                container.remove(force=True, v=True)
-                removed.append(container.name)
-    for network in client.networks.list(filters={"label": filters}):
-        if wanted(network.attrs.get("Labels") or {}):
+                api.remove_container(container["Id"], force=True, v=True)
+                removed.append(container["Names"][0].lstrip("/"))
+    for network in api.networks(filters={"label": filters}):
+        if wanted(network.get("Labels") or {}):
             with contextlib.suppress(docker.errors.NotFound):
-                network.remove()
-                removed.append(network.name)
+                api.remove_network(network["Id"])
+                removed.append(network["Name"])
     return removed
 
 
@@ -121,8 +122,9 @@ def ensure_watchdog() -> None:
         # Its own session: Ctrl-C in the terminal must not stop it before the owner is gone.
         start_new_session=True,
     )
+    if _watchdog_pid != os.getpid():
+        atexit.register(_at_exit)  # once per process
     _watchdog_pid = os.getpid()
-    atexit.register(_at_exit)
 
 
 def _at_exit() -> None:
