@@ -37,12 +37,11 @@ def expectation(reply: Any, protocol: int) -> dict[str, Any]:
         ((kind, value),) = reply.items()
         if kind == "error":
             return {"error": value}
+        if kind == "unordered_pairs":  # field/value pairs of a flat array (HGETALL, HSCAN)
+            return {"expect": [_value(x) for pair in value for x in pair], "unordered": True}
         if kind in ("unordered", "set"):
-            plain = [_value(v) for v in value]
-            if kind == "set" or (protocol == 3 and kind == "unordered"):
-                return {"type": "set" if kind == "set" else "collection"} if None in plain else {
-                    "expect": plain, "unordered": True}  # fmt: skip
-            return {"expect": plain, "unordered": True}
+            # a RESP3 set compares without order anyway; an array needs unordered
+            return {"expect": _value(reply), "unordered": True}
         if kind in ("random_array", "random_set"):
             return {"type": "collection"}
         if kind == "random":
@@ -85,8 +84,7 @@ def build_case(finding: Finding, verdicts: list[Verdict]) -> tuple[str, dict[str
     body = finding.commands[head:]
     steps = []
     for command, verdict in zip(body, verdicts, strict=True):
-        groups = verdict.groups()
-        reply = groups[0][1]
+        reply = _reference(verdict.groups())
         step = {"send": [case_argument(a) for a in command]}
         step.update(expectation(reply, finding.protocol))
         steps.append(step)
@@ -109,6 +107,18 @@ def build_case(finding: Finding, verdicts: list[Verdict]) -> tuple[str, dict[str
     return "\n".join(lines) + "\n", case
 
 
+def _reference(groups: list[tuple[list[str], Any]]) -> Any:
+    """The reply a case states: the largest group's, passing over engines that lack the
+    command (they answer unknown command; the registry, not the case, says so)."""
+    known = [
+        reply
+        for _, reply in groups
+        if not (isinstance(reply, dict) and str(reply.get("error", "")).startswith(
+            "ERR unknown command"))
+    ]  # fmt: skip
+    return known[0] if known else groups[0][1]
+
+
 def _feature_ok(feature: str) -> bool:
     import re
 
@@ -120,8 +130,9 @@ def emit_case(lockstep: Lockstep, finding: Finding, folder: Path) -> Path:
     verdicts = lockstep.replay(finding.family, finding.protocol, finding.commands)
     comment, case = build_case(finding, verdicts)
     digest = hashlib.sha256(finding.script.encode()).hexdigest()[:8]
-    command = finding.command.replace(" ", "_")
-    path = folder / finding.family / command / f"fuzz-{command.lower()}-{digest}.yaml"
+    command = finding.command.replace(" ", "-")  # subcommands as the suites name them
+    slug = command.lower().replace("_", "-")
+    path = folder / finding.family / command / f"fuzz-{slug}-{digest}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     text = comment + yaml.safe_dump(case, sort_keys=False, allow_unicode=True, width=100)
     path.write_text(text, encoding="utf-8")

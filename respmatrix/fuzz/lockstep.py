@@ -21,7 +21,7 @@ from respmatrix.catalog import EngineSpec
 from respmatrix.clients.resp import RespConnection
 from respmatrix.fuzz.classify import Verdict, classify
 from respmatrix.fuzz.features import error_features, features_of
-from respmatrix.fuzz.normalise import SCANS, command_name, normalise, plain
+from respmatrix.fuzz.normalise import SCANS, command_name, normalise
 from respmatrix.fuzz.script import as_bytes, format_script
 from respmatrix.registry import DivergenceRegistry
 from respmatrix.replies import RespError
@@ -345,9 +345,3 @@ def _full_scan(conn: RespConnection, args: list[Any], cursor_at: int) -> Any:
         cursor, more = page
         items += more
     return [first[0] if first[0] == "0" else cursor, items]
-
-
-def describe(reply: Any) -> str:
-    """A normalised reply as one short line for reports."""
-    text = repr(plain(reply)) if not isinstance(reply, dict | list | str) else repr(reply)
-    return text if len(text) <= 200 else text[:197] + "..."
