@@ -160,7 +160,8 @@ def run(args: argparse.Namespace, error: type[Exception], install: Any) -> int:
     for case_path in emitted:
         print(f"case:    {case_path}")
     print(f"results: {path}\nreport:  {report}")
-    return 1 if outcome.lockstep.findings else 0
+    # A harness error (an engine that stopped answering...) fails the run like a finding.
+    return 1 if outcome.lockstep.findings or outcome.errors else 0
 
 
 def _progress(line: str) -> None:
