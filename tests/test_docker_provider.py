@@ -32,7 +32,7 @@ from respmatrix.providers.topology import ReplicationError, start_replica_pair
 from respmatrix.store import EngineStore
 
 # valkey-9.1 and redis-7.4 are compared with the binary provider (and redis-7.4+stack loads the
-# Redis Stack modules in the container), redis-8.0 runs the interrupted run, redis-7.2 is the
+# Redis Stack modules in the container), redis-8.0 is the interrupted run's, redis-7.2 is the
 # topology's primary.
 ENGINES = ("valkey-9.1", "redis-7.4", "redis-8.0", "redis-7.2")
 BAD_CONFIG_IMAGE = "respmatrix-test/bad-config:1"
@@ -229,14 +229,18 @@ def test_a_valkey_replica_cannot_load_redis_7_4_rdb(
 # -- errors -----------------------------------------------------------------------------------
 
 
-def test_no_daemon_is_one_error(tmp_path: Path) -> None:
-    dead = {"DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock"}
+def test_no_daemon_is_one_error(
+    tmp_path: Path, catalog: EngineCatalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dead = f"unix://{tmp_path}/no-docker.sock"
     run = _cli(
         "run", "--provider", "docker", "--engines", "valkey-9.1", "--families", "strings",
-        "--out", str(tmp_path), env=dead,
+        "--out", str(tmp_path), env={"DOCKER_HOST": dead},
     )  # fmt: skip
-    _one_error(run, "cannot reach the Docker daemon", "no-docker.sock")
-    _one_error(_cli("engines", "start", "valkey-9.1", "--provider", "docker", env=dead), "Docker")
+    _one_error(run, f"cannot reach the Docker daemon at {dead}: no such socket")
+    monkeypatch.setenv("DOCKER_HOST", dead)
+    with pytest.raises(DockerUnavailableError, match="no such socket"):
+        DockerEngine(catalog.get("valkey-9.1")).start()
 
 
 def test_image_that_is_nowhere_is_one_error(built: dict[str, Any], tmp_path: Path) -> None:
@@ -275,15 +279,11 @@ def bad_config_image(built: dict[str, Any], client: Any) -> Iterator[str]:
 
 
 def test_container_exiting_at_start_shows_its_log(bad_config_image: str, tmp_path: Path) -> None:
-    start = _cli(
-        "engines", "start", "valkey-9.1", "--provider", "docker", "--image", bad_config_image
-    )
-    _one_error(start, "exited at start with code 1", "no-such-directive", "Bad directive")
     run = _cli(
         "run", "--provider", "docker", "--engines", "valkey-9.1", "--families", "strings",
         "--engine-image", f"valkey-9.1={bad_config_image}", "--out", str(tmp_path),
     )  # fmt: skip
-    _one_error(run, "exited at start", "Bad directive")
+    _one_error(run, "exited at start with code 1", "no-such-directive", "Bad directive")
 
 
 def test_wrong_engine_in_the_image_is_refused(
@@ -313,8 +313,7 @@ def test_interrupted_run_leaves_no_container(
     run = subprocess.Popen(
         [
             sys.executable, "-m", "respmatrix", "run", "--provider", "docker",
-            "--engines", "valkey-9.1,redis-8.0", "--families", "strings",
-            "--clients", "raw,redis-py,valkey-py",
+            "--engines", "redis-8.0", "--families", "strings", "--clients", "raw,redis-py",
             "-n", "0", "--no-install", "--out", str(out),
         ],
         stdout=subprocess.DEVNULL,

@@ -14,7 +14,6 @@ import contextlib
 import os
 import socket
 import time
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -125,21 +124,29 @@ def resolve_image(spec: EngineSpec, client: Any, override: str | None = None) ->
         ) from None
 
 
-@cache
-def _daemon_is_local(base_url: str, daemon_name: str) -> bool:
+_local_daemons: dict[str, bool] = {}
+
+
+def _daemon_is_local(client: Any) -> bool:
     """True when published ports appear on this host's loopback (the daemon shares our host).
 
     A unix socket outside a container is the common case; inside a container, a daemon whose
-    host name is ours runs in our namespaces (docker-in-docker in one sandbox).
+    host name is ours runs in our namespaces (docker-in-docker in one sandbox). Asked once per
+    daemon and process.
     """
     from testcontainers.core import utils
     from testcontainers.core.config import testcontainers_config as config
 
-    if config.tc_host_override or config.connection_mode_override:
-        return False  # the user told testcontainers where containers are reachable
-    if not base_url.startswith("http+docker://local"):
-        return False
-    return not utils.inside_container() or daemon_name == socket.gethostname()
+    base_url = client.api.base_url
+    if base_url not in _local_daemons:
+        if config.tc_host_override or config.connection_mode_override:
+            local = False  # the user told testcontainers where containers are reachable
+        elif not base_url.startswith("http+docker://local"):
+            local = False
+        else:
+            local = not utils.inside_container() or client.info()["Name"] == socket.gethostname()
+        _local_daemons[base_url] = local
+    return _local_daemons[base_url]
 
 
 def image_facts(image: Any, ref: str) -> dict[str, Any]:
@@ -214,7 +221,8 @@ class DockerEngine:
         began = time.perf_counter()
         client = docker_client()
         try:
-            ownership.sweep_orphans(client)
+            ownership.sweep_orphans(client)  # what owners that died left behind
+            local = _daemon_is_local(client)
             _disable_ryuk_without_image(client)
             image = resolve_image(self.spec, client, self.requested_image)
             self.image_ref = self.requested_image or next(
@@ -222,7 +230,6 @@ class DockerEngine:
                 image.tags[0] if image.tags else image.id,
             )
             self.image = image_facts(image, self.image_ref)
-            local = _daemon_is_local(client.api.base_url, client.info().get("Name", ""))
         finally:
             client.close()
         if self.requested_port and local and not port_is_free("127.0.0.1", self.requested_port):
