@@ -110,12 +110,9 @@ class CaseConnections:
                     "one cannot wait for a reply while another sends"
                 )
         except ClientCannotExpress as exc:
-            failure = ClientFailure("cannot-express", str(exc))
-            if "background" not in raw:
-                return failure
-            # the await step reports it, like any reply of a background command
-            self._start(raw["background"], conn, self.main, lambda _: failure, step.send)
-            return STARTED
+            # reported on this step (a background one too): later steps would only show its
+            # absence, e.g. a check that a client is blocked
+            return ClientFailure("cannot-express", str(exc))
         began = time.monotonic()
         if raw.get("receive"):
             try:
