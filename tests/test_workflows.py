@@ -184,7 +184,10 @@ def test_engine_store_cache_and_debian_mirror() -> None:
     for file, workflow in all_workflows().items():
         assert workflow["env"]["RESPMATRIX_DEBIAN_MIRROR"] == "https://deb.debian.org/debian", file
         assert workflow["env"]["RESPMATRIX_HOME"] == "~/.respmatrix", file
-    jobs = {("ci.yml", "tests"), ("matrix.yml", "shard"), ("fuzz-nightly.yml", "fuzz")}
+    jobs = {
+        ("ci.yml", "tests"), ("matrix.yml", "shard"), ("matrix.yml", "merge"),
+        ("fuzz-nightly.yml", "fuzz"),
+    }  # fmt: skip
     for file, workflow in all_workflows().items():
         for name, job in workflow["jobs"].items():
             steps = job["steps"]
@@ -371,6 +374,91 @@ def test_merge_downloads_the_shards_merges_renders_and_uploads() -> None:
     assert "curl " in fetch["run"] and "results.json" in fetch["run"]
 
 
+def test_a_variant_shard_runs_and_caches_its_base_engines_install(tmp_path: Path) -> None:
+    job = matrix_workflow()["jobs"]["shard"]
+    step = step_named(job, "install")
+    restore = step_named(job, "engines-cache")
+    assert job["steps"].index(step) < job["steps"].index(restore)
+    assert restore["with"]["key"].startswith("engines-${{ steps.install.outputs.id }}-")
+    specs = list(EngineCatalog.load())
+    assert any(spec.base for spec in specs), "the catalog has no variant to check"
+    for spec in specs:
+        output = tmp_path / f"output-{spec.id}"
+        proc = run_step(step, tmp_path, {"ENGINE": spec.id, "GITHUB_OUTPUT": str(output)})
+        assert proc.returncode == 0, proc.stderr
+        assert output.read_text() == f"id={spec.install_id}\n", spec.id
+
+
+def test_merge_measures_the_migration_paths_between_merge_and_render() -> None:
+    job = matrix_workflow()["jobs"]["merge"]
+    runs = [s.get("run", "") for s in job["steps"]]
+    merge = runs.index("respmatrix report merge -o merged/results.json shards/*/results.json")
+    migrate = runs.index(step_named(job, "respmatrix migrate")["run"])
+    render = runs.index("respmatrix report render merged/results.json --out merged")
+    install = runs.index("respmatrix engines install all")
+    assert install < merge < migrate < render
+    # The engine store is the one ci.yml's tests job fills: one cache entry for both.
+    restore = step_named(job, "engines-cache")
+    tests_restore = step_named(load_workflow("ci.yml")["jobs"]["tests"], "engines-cache")
+    assert restore["with"]["key"] == tests_restore["with"]["key"]
+
+
+MIGRATE_STUB = 'printf "%s\\n" "$@" > "$HOME/args"\nexit "$MIGRATE_EXIT"\n'
+
+
+@pytest.mark.parametrize(("exit_status", "step_status"), [(0, 0), (1, 0), (2, 2)])
+def test_migrate_step_measures_the_base_engines_and_keeps_unmeasured_cells(
+    tmp_path: Path, exit_status: int, step_status: int
+) -> None:
+    step = step_named(matrix_workflow()["jobs"]["merge"], "respmatrix migrate")
+    env = {"ENGINE_IDS": "redis-7.2,redis-7.2+stack,valkey-9.1", "MIGRATE_EXIT": str(exit_status)}
+    proc = run_step(step, tmp_path, env, {"respmatrix": MIGRATE_STUB})
+    assert proc.returncode == step_status, proc.stdout + proc.stderr
+    args = (tmp_path / "args").read_text().split()
+    assert args == [
+        "migrate", "--engines", "redis-7.2,valkey-9.1", "--no-install", "--out", "merged"
+    ]  # fmt: skip
+    status = tmp_path / "migrate-status.txt"
+    if exit_status == 0:
+        assert status.read_text() == "Measured between redis-7.2 valkey-9.1.\n"
+    if exit_status == 1:
+        assert "could not be measured" in status.read_text()
+        assert "::warning" in proc.stdout
+
+
+def test_migrate_step_skips_a_run_of_variants_only(tmp_path: Path) -> None:
+    step = step_named(matrix_workflow()["jobs"]["merge"], "respmatrix migrate")
+    env = {"ENGINE_IDS": "redis-7.4+stack", "MIGRATE_EXIT": "9"}
+    proc = run_step(step, tmp_path, env, {"respmatrix": MIGRATE_STUB})
+    assert proc.returncode == 0, proc.stderr
+    assert not (tmp_path / "args").exists()
+    assert "no base engine" in (tmp_path / "migrate-status.txt").read_text()
+
+
+def test_migrate_step_merges_the_migration_family_into_the_merged_results(
+    tmp_path: Path,
+) -> None:
+    """The real command on one engine (its control pair, three methods; about 9 s)."""
+    from respmatrix.store import EngineStore
+
+    spec = EngineCatalog.load().get("valkey-9.1")
+    if not EngineStore().is_installed(spec):
+        pytest.skip("valkey-9.1 is not installed (respmatrix engines install valkey-9.1)")
+    merged = tmp_path / "merged"
+    merged.mkdir()
+    step = step_named(matrix_workflow()["jobs"]["merge"], "respmatrix migrate")
+    env = {k: v for k, v in os.environ.items() if k.startswith(("RESPMATRIX_", "XDG_"))}
+    proc = run_step(step, tmp_path, {**env, "HOME": os.environ["HOME"], "ENGINE_IDS": "valkey-9.1"})
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    doc = json.loads((merged / "results.json").read_text())
+    cells = {(r["producer"], r["engine"], r["method"]) for r in doc["results"]}
+    assert cells == {
+        ("valkey-9.1", "valkey-9.1", m) for m in ("dump-restore", "rdb", "replication")
+    }
+    assert {r["family"] for r in doc["results"]} == {"migration"}
+    assert "Migration paths" in (merged / "matrix.md").read_text()
+
+
 def test_merge_fails_when_a_shard_did_not_finish(tmp_path: Path) -> None:
     job = matrix_workflow()["jobs"]["merge"]
     for engine, status in (("redis-7.2", "0"), ("valkey-9.1", "1"), ("valkey-8.0", "3")):
@@ -418,6 +506,7 @@ def test_summary_shows_regressions_and_the_cutover_view_without_failing(
         (tmp_path / "last-status.txt").write_text("Compared with the last published results.\n")
     else:
         (tmp_path / "last-status.txt").write_text("No GitHub Pages site yet.\n")
+    (tmp_path / "migrate-status.txt").write_text("Measured between redis-7.2 valkey-9.1.\n")
     summary = tmp_path / "summary.md"
     env = {
         "GITHUB_STEP_SUMMARY": str(summary), "ENGINE_IDS": "redis-7.2,valkey-9.1",
@@ -427,6 +516,7 @@ def test_summary_shows_regressions_and_the_cutover_view_without_failing(
     assert proc.returncode == 0, proc.stdout + proc.stderr
     text = summary.read_text()
     assert "cutover diff redis-7.2 valkey-9.1 --results merged/results.json" in text
+    assert "Migration paths: Measured between redis-7.2 valkey-9.1." in text
     if published:
         assert "WORSE (1 cells): last.json -> merged/results.json" in text
         assert "got worse" in text and "::warning" in proc.stdout
