@@ -137,6 +137,11 @@ class CaseConnections:
             return None
         return f"the reply took {self.last_took_ms:.0f} ms, expected [{low}, {high}] ms"
 
+    def command_of(self, step: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        """The command whose reply a step checks: for an await step, its background command."""
+        running = self.running.get(step.raw.get("await", ""))
+        return running.args if running else args
+
     def label(self, step: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
         """How a step reads in a transcript: its command, prefixed by its connection if not main."""
         raw = step.raw

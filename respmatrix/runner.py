@@ -165,7 +165,8 @@ def run_case(
                 None,
             )
             expectation = step.expectation(protocol, alternative)
-            shape = None if alternative else _as_protocol(step, args, protocol, diverging)
+            command = connections.command_of(step, args)  # an await step: its background command
+            shape = None if alternative else _as_protocol(step, command, protocol, diverging)
             if shape is not None:
                 alternative = shape[0].id
                 expectation = step.expectation(shape[1])
