@@ -96,11 +96,6 @@ def _cannot_express(args: tuple[Any, ...], protocol: int) -> str | None:
             "RESET puts the shared connection back to RESP2, database 0, no name and no "
             "tracking behind GLIDE's back, which keeps its own configuration"
         )
-    if name == "HELLO" and sub and sub != str(protocol):
-        return (
-            f"HELLO {sub} switches the shared connection to RESP{sub} behind GLIDE's back "
-            f"(configured for RESP{protocol})"
-        )
     if (
         protocol == 3
         and words[:2] == ["DEBUG", "PROTOCOL"]
