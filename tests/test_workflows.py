@@ -484,6 +484,32 @@ def test_fetch_says_when_nothing_was_published(tmp_path: Path) -> None:
     assert "no published results" in (tmp_path / "last-status.txt").read_text()
 
 
+def test_a_partial_run_is_compared_with_the_published_cells_it_ran(tmp_path: Path) -> None:
+    """Published cells of engines, families or migration producers a partial run left out are
+    not compared (they would read as missing, i.e. worse)."""
+
+    def cell(engine: str, family: str, producer: str | None = None) -> dict:
+        cell = {"case": f"{family}/c", "engine": engine, "client": "raw", "protocol": "resp2",
+                "family": family, "outcome": "pass"}  # fmt: skip
+        return {**cell, "producer": producer} if producer else cell
+
+    published = tmp_path / "site"
+    published.mkdir()
+    old = [
+        cell("redis-7.2", "strings"), cell("redis-7.4", "strings"), cell("redis-7.2", "hashes"),
+        cell("redis-7.2", "migration", "redis-7.2"), cell("redis-7.2", "migration", "redis-7.4"),
+    ]  # fmt: skip
+    (published / "results.json").write_text(json.dumps({"results": old}))
+    new = [cell("redis-7.2", "strings"), cell("redis-7.2", "migration", "redis-7.2")]
+    (tmp_path / "merged").mkdir()
+    (tmp_path / "merged" / "results.json").write_text(json.dumps({"results": new}))
+    step = step_named(matrix_workflow()["jobs"]["merge"], "fetch the last published results")
+    proc = run_step(step, tmp_path, {"BASE_URL": published.as_uri(), "FULL": "false"})
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((tmp_path / "last.json").read_text())["results"] == new
+    assert "partial run" in (tmp_path / "last-status.txt").read_text()
+
+
 # The stand-in respmatrix for the summary: compare finds a regression (exit 1), diff a difference.
 SUMMARY_STUB = """\
 case "$1 $2" in
