@@ -360,6 +360,9 @@ def cmd_engines_install(args: argparse.Namespace) -> int:
 def cmd_engines_uninstall(args: argparse.Namespace) -> int:
     store = _store()
     for spec in _catalog().select(args.ids):
+        if spec.base:  # removing the shared folder would take the base engine with it
+            print(f"{spec.id}: runs from {spec.base}'s install; uninstall {spec.base} to remove it")
+            continue
         removed = store.uninstall(spec)
         print(f"{spec.id}: {'removed' if removed else 'not installed'}")
     return 0

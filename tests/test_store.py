@@ -537,6 +537,19 @@ def test_catalog_stack_variants() -> None:
     assert [e.id for e in catalog.select("all")] == ENGINE_IDS
 
 
+def test_uninstalling_a_variant_leaves_the_shared_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from respmatrix.cli import main
+
+    monkeypatch.setenv("RESPMATRIX_HOME", str(tmp_path))
+    folder = tmp_path / "engines" / "redis-7.2"
+    folder.mkdir(parents=True)
+    assert main(["engines", "uninstall", "redis-7.2+stack"]) == 0
+    assert "runs from redis-7.2's install" in capsys.readouterr().out
+    assert folder.is_dir()
+
+
 def test_default_root_follows_respmatrix_home(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
