@@ -10,6 +10,8 @@
     RespConnections; then the cost of a pytest item, from a real pytest run in a subprocess.
 (c) with ``--full``: wall time of ``respmatrix run --engines all --families strings,keyspace``
     through the raw client only, then through every client mode, and the ratio of the two.
+(d) per client mode: the mean cost of one case (flush + run_case) on one engine, and its
+    ratio to the raw client, from an even sample of about 200 cases.
 
 Every number comes from this run. A script, not a test: it prints a table and exits 0 unless the
 harness itself fails. No server outlives it: each start is stopped in a ``finally``, and the end
@@ -442,6 +444,43 @@ def print_full(families: str) -> None:
     print(f"all clients / raw only: {walls['all'] / walls['raw']:.2f}x wall time")
 
 
+def client_costs(
+    engine_id: str, cases: Sequence[Case], catalog: EngineCatalog, registry: DivergenceRegistry,
+    rounds: int,
+) -> list[list[Any]]:  # fmt: skip
+    """Per client mode: the mean time of flush + run_case over the same cases, interleaved
+    round-robin so that load drift hits every mode alike."""
+    from respmatrix.clients import ADAPTERS
+
+    pool = EnginePool(catalog)
+    spent: dict[str, float] = dict.fromkeys(ADAPTERS, 0.0)
+    runs: dict[str, int] = dict.fromkeys(ADAPTERS, 0)
+    try:
+        spec = pool.engine(engine_id).spec
+        for _ in range(rounds):
+            for case in cases:
+                for client_id in ADAPTERS:
+                    client = pool.client(engine_id, client_id, 3)
+                    began = time.perf_counter()
+                    pool.reset(engine_id)
+                    run_case(case, client, spec, registry)
+                    spent[client_id] += time.perf_counter() - began
+                    runs[client_id] += 1
+    finally:
+        pool.close()
+    raw = spent["raw"] / max(runs["raw"], 1)
+    rows = []
+    for client_id in ADAPTERS:
+        mean = spent[client_id] / max(runs[client_id], 1)
+        rows.append([client_id, runs[client_id], f"{ms(mean):.3f}", f"{mean / raw:.2f}x"])
+    return rows
+
+
+def print_client_costs(rows: list[list[Any]], engine_id: str) -> None:
+    section(f"(d) cost of one case per client mode on {engine_id} (RESP3, flush included)")
+    print(table(["client", "runs", "ms per case", "vs raw"], rows))
+
+
 # -- cleanup check ------------------------------------------------------------------------------
 
 
@@ -543,6 +582,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         ]
         harness_ms = statistics.fmean(r.harness_mean for r in rows if r.protocol == 2)
         print_pytest_cost(runs, per_rtt, harness_ms, args.case_engine, bool(args.cases))
+        print_client_costs(
+            client_costs(args.case_engine, cases[:: max(1, len(cases) // 200)], catalog,
+                         registry, 2),
+            args.case_engine,
+        )  # fmt: skip
         if args.full:
             print_full(args.full_families)
     finally:

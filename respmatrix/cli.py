@@ -161,6 +161,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--no-install", action="store_true", help="fail instead of installing missing engines"
     )
+    run.add_argument(
+        "--versioned-clients",
+        action="store_true",
+        help="name clients with their package version (redis-py@5.3.0) in the results, so runs "
+        "with several versions of one client merge side by side (the tox client envs do)",
+    )
     run.set_defaults(func=cmd_run)
 
     coverage = commands.add_parser(
@@ -518,6 +524,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     ]  # fmt: skip
     if args.families:
         pytest_args += ["--families", args.families]
+    if args.versioned_clients:
+        pytest_args += ["--respmatrix-versioned-clients"]
     for engine_id, url in urls.items():
         pytest_args += ["--engine-url", f"{engine_id}={url}"]
     if args.provider == "docker":
@@ -733,7 +741,10 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
     if args.a == args.b:
         raise CommandError(f"diff needs two different engines, got {args.a} twice", EXIT_USAGE)
-    doc = results.load(args.results)
+    from respmatrix.reporting.migration import split_migration
+
+    # The cutover diff compares commands; migration paths have their own table (and audit).
+    doc, _ = split_migration(results.load(args.results))
     tested = {r["engine"] for r in doc["results"]}
     for engine_id in (args.a, args.b):
         if engine_id not in tested:

@@ -7,6 +7,7 @@ engines start, and client libraries are imported, only when a test needs them.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 from collections.abc import Iterator
@@ -74,6 +75,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         metavar="DIR",
         help="record outcomes and write DIR/results.json",
+    )
+    group.addoption(
+        "--respmatrix-versioned-clients",
+        action="store_true",
+        default=False,
+        help="record client ids with their package version (redis-py@5.3.0), so results of "
+        "several versions of one client merge side by side",
     )
 
 
@@ -306,12 +314,20 @@ class RespmatrixSession:
             self.writer.engine(engine_id, running.facts)
         return running
 
+    def client_id(self, client: str) -> str:
+        """The client id results name: with ``@version`` under --respmatrix-versioned-clients."""
+        if not self.config.getoption("respmatrix_versioned_clients"):
+            return client
+        return _versioned_client_id(client)
+
     def client(self, target: Any) -> Any:
         adapter = self.pool.client(target.engine, target.client, target.protocol)
         if self.writer is not None and f"client:{target.client}" not in self._recorded:
             self._recorded.add(f"client:{target.client}")
             self.writer.client(
-                target.client, adapter.package or "respmatrix", adapter.package_version() or "?"
+                self.client_id(target.client),
+                adapter.package or "respmatrix",
+                adapter.package_version() or "?",
             )
         return adapter
 
@@ -320,7 +336,11 @@ class RespmatrixSession:
             return
         if f"case:{case.id}" not in self._recorded:
             self._recorded.add(f"case:{case.id}")
-            self.writer.case(case.id, {"claim": case.claim, "path": case.path.name})
+            facts = {"claim": case.claim, "path": case.path.name}
+            if case.api:  # typed-API case: which library API and which of its methods
+                facts["api"] = list(case.api)
+                facts["calls"] = sorted({s.call for s in case.steps if s.call})
+            self.writer.case(case.id, facts)
         if outcome.divergence and f"div:{outcome.divergence}" not in self._recorded:
             self._recorded.add(f"div:{outcome.divergence}")
             entry = self.registry.get(outcome.divergence).as_dict()
@@ -331,7 +351,7 @@ class RespmatrixSession:
                 "family": case.family,
                 "features": list(case.features),
                 "engine": target.engine,
-                "client": target.client,
+                "client": self.client_id(target.client),
                 "protocol": f"resp{target.protocol}",
                 "outcome": outcome.outcome,
                 "divergence": outcome.divergence,
@@ -353,7 +373,7 @@ class RespmatrixSession:
                     "family": module,
                     "features": list(marker.args) if marker else [],
                     "engine": target.engine,
-                    "client": target.client,
+                    "client": self.client_id(target.client),
                     "protocol": f"resp{target.protocol}",
                     "outcome": outcome,
                     "divergence": None,
@@ -379,3 +399,11 @@ class RespmatrixSession:
             self._pool.close()
         if self.writer is not None:
             self.writer.close()
+
+
+@functools.cache
+def _versioned_client_id(client: str) -> str:
+    from respmatrix.clients import adapter_class
+
+    version = adapter_class(client).package_version()
+    return f"{client}@{version}" if version else client

@@ -24,18 +24,22 @@ class _RedisPyFamily(ClientAdapter):
         super().__init__(endpoint, protocol)
         lib = import_module(self.module_name)
         self._lib = lib
-        self._client = self._connect()
+        # No retries on the raw path: the library's default Retry re-sends a command whose reply
+        # is a ConnectionError subclass (redis-py 8 sends a failing AUTH 11 times), and a case
+        # must see each command sent exactly once.
+        self._client = self._connect(retry=None)
         self._client.response_callbacks.clear()
         self._typed: Any = None  # a second client, response callbacks intact, for `call:` steps
         self._codes = _codes_by_exception(self.module_name)
 
-    def _connect(self) -> Any:
+    def _connect(self, **options: Any) -> Any:
         return import_module(self.module_name + self.client_module).Redis(
             host=self.endpoint.host,
             port=self.endpoint.port,
             protocol=self.protocol,
             decode_responses=False,
             single_connection_client=True,
+            **options,
         )
 
     def invoke(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

@@ -15,6 +15,10 @@ from typing import Any
 
 from respmatrix.reporting import OUTCOME_SYMBOLS
 
+# Families whose results are not cases run through a client mode: the migration matrix and the
+# differential fuzzer drive engines with the raw client themselves.
+NOT_CLIENT_FAMILIES = frozenset({"migration", "fuzz"})
+
 
 def client_scope(result: Mapping[str, Any]) -> bool:
     """True when the outcome is the client library's doing, not the engine's."""
@@ -71,6 +75,8 @@ class ClientTable:
     def from_results(cls, doc: Mapping[str, Any]) -> ClientTable:
         cells: dict[tuple[str, str], ClientCell] = defaultdict(ClientCell)
         for result in doc["results"]:
+            if result["family"] in NOT_CLIENT_FAMILIES:
+                continue
             cell = cells[result["client"], result["engine"]]
             side = cell.client if client_scope(result) else cell.engine
             side[result["outcome"]] += 1
