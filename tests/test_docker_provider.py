@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -136,6 +137,38 @@ def test_build_image_command(built: dict[str, Any]) -> None:
         "respmatrix/valkey-9.1:9.1.2",
     ]
     assert all("up to date" in line for line in lines)
+
+
+def test_an_image_not_built_here_gets_the_settings_as_flags(
+    built: dict[str, Any], client: Any, catalog: EngineCatalog, store: EngineStore
+) -> None:
+    # The same files without our labels stand in for an official image (none can be pulled
+    # here): the provider must pass protected-mode, persistence and DEBUG on the command line.
+    spec = catalog.get("valkey-9.1")
+    foreign = "respmatrix-test/foreign-valkey:1"
+    with tempfile.NamedTemporaryFile(suffix=".tar") as rootfs:
+        images.write_rootfs(spec, store, rootfs)
+        rootfs.flush()
+        client.api.import_image_from_file(
+            rootfs.name,
+            repository=foreign.split(":")[0],
+            tag="1",
+            changes=[f"ENV PATH={images.SERVER_DIR} LD_LIBRARY_PATH={images.LIBRARY_DIR}"],
+        )
+    try:
+        with (
+            DockerEngine(spec, foreign) as engine,
+            RespConnection(engine.host, engine.port) as conn,
+        ):
+            assert engine.describe()["image"]["ref"] == foreign
+            assert conn.call("CONFIG", "GET", "protected-mode") == ["protected-mode", "no"]
+            assert conn.call("CONFIG", "GET", "save") == ["save", ""]
+            assert conn.call("CONFIG", "GET", "enable-debug-command") == [
+                "enable-debug-command",
+                "yes",
+            ]
+    finally:
+        client.images.remove(foreign)
 
 
 # -- same outcomes as the binary provider -----------------------------------------------------
