@@ -136,3 +136,17 @@ def test_wire_error_text() -> None:
         "BUSYKEY Target key name already exists."
     )
     assert wire_error("timed out") is None
+
+
+def test_typed_api(glide) -> None:
+    expiry = glide.api_value("ExpirySet", [glide.api_value("ExpiryType.SEC", None), 100])
+    only_new = glide.api_value("ConditionalChange.ONLY_IF_DOES_NOT_EXIST", None)
+    assert glide.invoke("set", ("k", "v"), {"expiry": expiry, "conditional_set": only_new}) == "OK"
+    assert glide.invoke("set", ("k", "w"), {"conditional_set": only_new}) is None
+    assert glide.invoke("get", ("k",), {}) == "v"
+    glide.call("RPUSH", "l", "a")
+    assert glide.invoke("get", ("l",), {}) == RespError(
+        "WRONGTYPE Operation against a key holding the wrong kind of value"
+    )
+    missing = glide.invoke("no_such_method", (), {})
+    assert isinstance(missing, ClientFailure) and missing.kind == "missing-method"

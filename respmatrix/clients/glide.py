@@ -181,6 +181,33 @@ class _GlideFamily(ClientAdapter):
             return ClientFailure(type(exc).__name__, str(exc))
         return normalize(reply)
 
+    def invoke(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """GLIDE's typed method (``set``, ``hexpire``...) on the same client, value normalized."""
+        function = getattr(self._client, method, None)
+        if method.startswith("_") or not callable(function):
+            return ClientFailure(
+                "missing-method", f"{self.package} {self.package_version()} has no {method}()"
+            )
+        errors = self._exceptions
+        try:
+            reply = self._await(function(*args, **kwargs))
+        except (errors.ConnectionError, errors.ClosingError, errors.TimeoutError):
+            raise
+        except errors.RequestError as exc:
+            error = wire_error(str(exc)) if type(exc) is errors.RequestError else None
+            return error or ClientFailure(type(exc).__name__, str(exc))
+        except Exception as exc:  # GLIDE refused the arguments or choked on the reply
+            return ClientFailure(type(exc).__name__, str(exc))
+        return normalize(reply)
+
+    def api_value(self, name: str, args: list[Any] | None) -> Any:
+        """A name from the GLIDE package (``ConditionalChange.ONLY_IF_EXISTS``, ``ExpirySet``),
+        called with ``args`` when given."""
+        value: Any = self._lib
+        for part in name.split("."):
+            value = getattr(value, part)
+        return value if args is None else value(*args)
+
     def _send(self, command: list[str | bytes]) -> Any:
         """Send one command through custom_command, within CALL_DEADLINE_S."""
         if self._stuck:
