@@ -245,11 +245,12 @@ class DockerEngine:
         container.ports[f"{self.container_port}/tcp"] = binding
         _started[0] += 1
         # Readable in `docker ps`, unique per process and start.
-        container.with_name(
-            self.name or f"respmatrix-{self.spec.id.replace('+', '-')}-{os.getpid()}-{_started[0]}"
+        self.name = self.name or (
+            f"respmatrix-{self.spec.id.replace('+', '-')}-{os.getpid()}-{_started[0]}"
         )
+        container.with_name(self.name)
         if self.network is not None:
-            container.with_network(self.network).with_network_aliases(self.name or self.spec.id)
+            container.with_network(self.network).with_network_aliases(self.name)
         container.with_kwargs(labels=labels)
         ownership.ensure_watchdog()
         self._container = container
