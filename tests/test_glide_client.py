@@ -8,10 +8,13 @@ from importlib.metadata import version
 
 import pytest
 
+from respmatrix.cases import Pattern
 from respmatrix.clients import adapter_class
 from respmatrix.clients import glide as glide_module
 from respmatrix.clients.base import ClientCannotExpress, Endpoint
 from respmatrix.clients.glide import wire_error
+from respmatrix.clients.glide_shapes import INEXPRESSIBLE, UNCHANGED, through_glide
+from respmatrix.expectations import same
 from respmatrix.launcher import EngineProcess
 from respmatrix.replies import ClientFailure, RespError, SetReply
 
@@ -150,3 +153,77 @@ def test_typed_api(glide) -> None:
     )
     missing = glide.invoke("no_such_method", (), {})
     assert isinstance(missing, ClientFailure) and missing.kind == "missing-method"
+
+
+SHAPE_SETUP = [
+    ("SET", "s", "1.5"),
+    ("HSET", "h", "a", "1", "b", "2"),
+    ("SADD", "st", "x", "y"),
+    ("ZADD", "z", "1", "a", "2.5", "b", "3", "c"),
+    ("RPUSH", "l", "p", "q", "r"),
+    ("XADD", "x", "1-0", "f", "v", "g", "w"),
+    ("XADD", "x", "2-0", "f", "v2"),
+    ("XGROUP", "CREATE", "x", "grp", "0"),
+    ("GEOADD", "geo", "13.361389", "38.115556", "Palermo", "15.087269", "37.502669", "Catania"),
+    ("SET", "k1", "ohmytext"),
+    ("SET", "k2", "mynewtext"),
+]
+# Commands whose replies GLIDE converts (and two it leaves alone), in an order that keeps every
+# reply deterministic: the raw client's reply, converted by through_glide, must be GLIDE's reply.
+SHAPE_COMMANDS = [
+    ("EXPIRE", "s", 100),
+    ("SMISMEMBER", "st", "x", "q"),
+    ("PFADD", "hll", "a"),
+    ("INCRBYFLOAT", "s", "0.25"),
+    ("ZSCORE", "z", "b"),
+    ("ZINCRBY", "z", 1, "a"),
+    ("ZADD", "z", "INCR", 1, "c"),
+    ("ZMSCORE", "z", "a", "nope"),
+    ("HGETALL", "h"),
+    ("CONFIG", "GET", "maxmemory"),
+    ("ZRANGE", "z", 0, -1, "WITHSCORES"),
+    ("ZRANGE", "z", 0, -1),
+    ("ZRANK", "z", "b", "WITHSCORE"),
+    ("HRANDFIELD", "h", 5, "WITHVALUES"),
+    ("XRANGE", "x", "-", "+"),
+    ("XREAD", "STREAMS", "x", "0"),
+    ("XREADGROUP", "GROUP", "grp", "c1", "STREAMS", "x", ">"),
+    ("LCS", "k1", "k2", "IDX"),
+    ("GEODIST", "geo", "Palermo", "Catania"),
+    ("GEOSEARCH", "geo", "FROMLONLAT", 15, 37, "BYRADIUS", 200, "km", "ASC", "WITHDIST"),
+    ("LMPOP", 1, "l", "LEFT", "COUNT", 2),
+    ("ZPOPMIN", "z"),
+    ("ZPOPMAX", "z", 2),
+    ("ZADD", "z", 1, "a", 2, "b"),
+    ("ZMPOP", 1, "z", "MIN"),
+    ("BZPOPMIN", "z", 1),
+    ("GET", "s"),
+]
+
+
+def test_through_glide_predicts_glide_replies(glide, running: dict[str, EngineProcess]) -> None:
+    process = running["valkey-9.1"]
+    raw = adapter_class("raw")(Endpoint.single(process.host, process.port), glide.protocol)
+    try:
+        for command in SHAPE_SETUP:
+            raw.call(*command)
+        wire = [raw.call(*command) for command in SHAPE_COMMANDS]
+        raw.call("FLUSHALL")
+        for command in SHAPE_SETUP:
+            glide.call(*command)
+        for command, reply in zip(SHAPE_COMMANDS, wire, strict=True):
+            predicted = through_glide(command, reply)
+            if predicted is UNCHANGED:
+                predicted = reply
+            assert same(predicted, glide.call(*command)), command
+    finally:
+        raw.close()
+
+
+def test_through_glide_rules() -> None:
+    assert through_glide(("EXPIRE", "k", 1), 0) is False
+    assert through_glide(("GET", "k"), "v") is UNCHANGED
+    assert through_glide(("ZRANGE", "z", 0, -1), ["a"]) is UNCHANGED  # no WITHSCORES
+    assert through_glide(("ZRANGE", "z", 0, -1, "WITHSCORES"), ["a", "1"]) == {"a": 1.0}
+    assert through_glide(("XRANGE", "s", "-", "+"), [["1-0", ["f", "v"]]]) == {"1-0": [["f", "v"]]}
+    assert through_glide(("XRANGE", "s", "-", "+"), [[Pattern("^1-"), ["f"]]]) is INEXPRESSIBLE
