@@ -22,6 +22,7 @@ from importlib import import_module
 from typing import Any, ClassVar
 
 from respmatrix.clients.base import ClientAdapter, ClientCannotExpress, Endpoint
+from respmatrix.clients.glide_shapes import through_glide
 from respmatrix.replies import ClientFailure, RespError, normalize
 
 # GLIDE's own deadline for one request (its default is 250 ms). GLIDE already extends it for
@@ -224,6 +225,11 @@ class _GlideFamily(ClientAdapter):
             raise TimeoutError(
                 f"{self.client_id}: no reply to {_word(command[0])} within {CALL_DEADLINE_S} s"
             ) from None
+
+    def converted_reply(self, args: tuple[Any, ...], value: Any) -> Any:
+        """``value``, a plain reply to ``args`` as the wire carries it, as GLIDE hands it back
+        (glide_shapes.UNCHANGED when GLIDE leaves that command alone)."""
+        return through_glide(args, value)
 
     @property
     def native(self) -> Any:
