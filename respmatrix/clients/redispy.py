@@ -39,6 +39,9 @@ class _RedisPyFamily(ClientAdapter):
             protocol=self.protocol,
             decode_responses=False,
             single_connection_client=True,
+            # a reply that never comes (a client confused by a protocol switch) must end the
+            # case as an error, not stall the run; cases block for a few seconds at most
+            socket_timeout=30,
             **options,
         )
 
