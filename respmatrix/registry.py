@@ -96,6 +96,12 @@ class Divergence:
     protocols: tuple[int, ...] = (2, 3)  # client entries only
 
     @property
+    def converts(self) -> bool:
+        """A client entry for a library that converts replies by command: it applies to every
+        step whose command the adapter converts, whatever the case's features."""
+        return self.kind == "client" and bool((self.reply or {}).get("converted"))
+
+    @property
     def scope(self) -> str:
         return "client" if self.kind == "client" else "engine"
 
@@ -147,6 +153,7 @@ class DivergenceRegistry:
 
     def __init__(self, entries: Iterable[Divergence]) -> None:
         self.entries = {e.id: e for e in entries}
+        self._converters = [e for e in self.entries.values() if e.converts]
         self._by_feature: dict[str, list[Divergence]] = {}
         for entry in self.entries.values():
             for feature in entry.features:
@@ -191,7 +198,9 @@ class DivergenceRegistry:
     ) -> list[Divergence]:
         """Entries touching any of ``features`` that predict a difference on ``engine``
         (client entries only when ``client`` is given and they name it)."""
-        found: dict[str, Divergence] = {}
+        found: dict[str, Divergence] = {
+            e.id: e for e in self._converters if e.applies_to(engine, client)
+        }
         for feature in features:
             for entry in self._by_feature.get(feature, ()):
                 if entry.applies_to(engine, client):

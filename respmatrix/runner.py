@@ -18,9 +18,9 @@ from typing import Any
 
 from respmatrix.cases import Case, Expectation
 from respmatrix.catalog import EngineSpec
-from respmatrix.clients.base import ClientAdapter, ClientCannotExpress
+from respmatrix.clients.base import UNCONVERTED, ClientAdapter, ClientCannotExpress
 from respmatrix.connections import STARTED, CaseConnections
-from respmatrix.expectations import describe, jsonable, mismatch, resolve_time
+from respmatrix.expectations import describe, jsonable, mismatch, resolve_time, same
 from respmatrix.registry import ClientRef, Divergence, DivergenceRegistry
 from respmatrix.replies import ClientFailure, RespError
 
@@ -103,6 +103,18 @@ def _send(client: ClientAdapter, step: Any, args: tuple[Any, ...], kwargs: dict[
         return ClientFailure("cannot-express", str(exc))
 
 
+def _converted(
+    client: ClientAdapter, step: Any, command: tuple[Any, ...], expectation: Expectation
+) -> Expectation | None:
+    """The step's expected reply as a converting client hands it back, when that differs."""
+    if step.call or expectation.kind != "value" or not command:
+        return None
+    value = client.converted_reply(command, expectation.value)
+    if value is UNCONVERTED or same(value, expectation.value):
+        return None
+    return Expectation("value", value, expectation.unordered)
+
+
 def _as_protocol(step: Any, args: tuple[Any, ...], protocol: int, diverging: dict) -> Any:
     """A client entry saying the client hands back another protocol's reply shape for this
     step's command: (entry, that protocol), else None."""
@@ -134,6 +146,7 @@ def run_case(
     applicable = registry.applicable(case.features, engine, client_ref(client))
     lacking = [d for d in applicable if d.outcome == "unsupported"]
     diverging = {d.id: d for d in applicable if d.outcome == "divergent"}
+    converter = next((d for d in diverging.values() if d.converts), None)
     used: list[str] = []
     transcript = _Transcript()
     connections = CaseConnections(client)
@@ -170,6 +183,27 @@ def run_case(
             if shape is not None:
                 alternative = shape[0].id
                 expectation = step.expectation(shape[1])
+            if converter is not None and alternative is None:
+                converted = _converted(client, step, command, expectation)
+                if converted is not None:
+                    if mismatch(converted, observed) is None:
+                        alternative, expectation = converter.id, converted
+                    elif mismatch(expectation, observed) is None:
+                        return Outcome(
+                            "fail",
+                            converter.id,
+                            _scoped(
+                                converter,
+                                {
+                                    "step": index + 1,
+                                    "message": f"stale registry entry {converter.id!r}: "
+                                    f"{client.client_id} should convert this reply to "
+                                    f"{describe(converted.value)}, but handed back the wire "
+                                    "reply unchanged",
+                                    "transcript": transcript.steps,
+                                },
+                            ),
+                        )
             label = connections.label(step, (step.call, *args) if step.call else args)
             transcript.add(label, observed, expectation)
             why = mismatch(expectation, observed) or connections.timing_mismatch(step)
@@ -217,7 +251,11 @@ def run_case(
         and not any(s.alternative_for(d, protocol) for s in case.steps)
         and any(s.alternative_for(d, other) for s in case.steps)
     }
-    unseen = [d for d in diverging if d not in used and d not in other_protocol_only]
+    unseen = [
+        d
+        for d in diverging
+        if d not in used and d not in other_protocol_only and not diverging[d].converts
+    ]
     if unseen:
         return Outcome(
             "fail",

@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, ClassVar
 
+# What ``converted_reply`` returns when the client leaves a reply as the wire carries it.
+UNCONVERTED: Any = object()
+
 
 class ClientCannotExpress(Exception):
     """The client library cannot send this command the way the case needs (e.g. a client that
@@ -77,6 +80,12 @@ class ClientAdapter(ABC):
     def native(self) -> Any:
         """The library's own client object."""
         raise NotImplementedError(f"{self.client_id} has no native client")
+
+    def converted_reply(self, args: tuple[Any, ...], value: Any) -> Any:
+        """``value``, a plain reply to the command ``args``, as this client hands it back when
+        the library converts replies by command (GLIDE does); :data:`UNCONVERTED` when it does
+        not, or when the value cannot be converted (a pattern where a map key would be)."""
+        return UNCONVERTED
 
     def invoke(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Call the library's own method (typed API) and return its parsed value, normalized.
