@@ -311,3 +311,73 @@ def test_raw_client_cannot_run_a_typed_step(typed_tree: Path, running) -> None:
     """The raw client offers no typed API: a typed step through it is a client failure."""
     got = outcome(typed_tree, "hexpire", running["valkey-9.1"], "raw", 2)
     assert got.outcome == "fail" and "cannot-express" in got.detail["message"]
+
+
+CONVERTER_REGISTRY = {
+    "divergences": [
+        {
+            "id": "converts-replies",
+            "kind": "client",
+            "outcome": "divergent",
+            "features": ["expire"],
+            "clients": {"valkey-glide-sync": True, "raw": True},
+            "reply": {"converted": True},
+            "note": "The client converts replies by command name.",
+            "source": "https://github.com/valkey-io/valkey-glide",
+        }
+    ]
+}
+EXPIRE_CASE = {
+    "claim": "EXPIRE on an existing key answers 1",
+    "features": ["something-else"],  # a converter entry applies whatever the features
+    "steps": [
+        {"send": ["SET", "k", "v"], "expect": "OK"},
+        {"send": ["EXPIRE", "k", 100], "expect": 1},
+    ],
+}
+
+
+def _converter_tree(tmp_path: Path, registry: dict) -> Path:
+    tmp_path.mkdir(exist_ok=True)
+    (tmp_path / "registry.yaml").write_text(yaml.safe_dump(registry))
+    (tmp_path / "t").mkdir(exist_ok=True)
+    (tmp_path / "t" / "expire.yaml").write_text(yaml.safe_dump(EXPIRE_CASE))
+    return tmp_path
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_a_converting_client_is_checked_per_step(tmp_path: Path, running, protocol: int) -> None:
+    """GLIDE hands back EXPIRE's 1 as True: expected through the converter entry (divergent,
+    scope client), a fail without it."""
+    valkey = running["valkey-9.1"]
+    tree = _converter_tree(tmp_path, CONVERTER_REGISTRY)
+    got = outcome(tree, "expire", valkey, "valkey-glide-sync", protocol)
+    assert (got.outcome, got.divergence, got.detail["scope"]) == (
+        "divergent",
+        "converts-replies",
+        "client",
+    )
+    assert got.detail["transcript"][1]["reply"] is True
+    bare = _converter_tree(tmp_path / "bare", {"divergences": []})
+    assert outcome(bare, "expire", valkey, "valkey-glide-sync", protocol).outcome == "fail"
+
+
+def test_a_converter_entry_is_stale_where_the_reply_is_not_converted(tmp_path: Path, running):
+    """A client said to convert EXPIRE's reply that hands back the wire reply: a stale entry."""
+    from respmatrix.clients.glide import GlideSyncClient
+    from respmatrix.clients.raw import RawClient
+
+    class ClaimsToConvert(RawClient):  # the real raw client, with GLIDE's conversion claimed
+        converted_reply = GlideSyncClient.converted_reply
+
+    tree = _converter_tree(tmp_path, CONVERTER_REGISTRY)
+    registry = DivergenceRegistry.load(tree / "registry.yaml")
+    case = load_case(tree / "t" / "expire.yaml", tree)
+    valkey = running["valkey-9.1"]
+    adapter = ClaimsToConvert(Endpoint.single(valkey.host, valkey.port), 2)
+    try:
+        got = run_case(case, adapter, valkey.spec, registry)
+    finally:
+        adapter.close()
+    assert (got.outcome, got.divergence) == ("fail", "converts-replies")
+    assert "stale registry entry" in got.detail["message"]
