@@ -227,3 +227,6 @@ def test_through_glide_rules() -> None:
     assert through_glide(("ZRANGE", "z", 0, -1, "WITHSCORES"), ["a", "1"]) == {"a": 1.0}
     assert through_glide(("XRANGE", "s", "-", "+"), [["1-0", ["f", "v"]]]) == {"1-0": [["f", "v"]]}
     assert through_glide(("XRANGE", "s", "-", "+"), [[Pattern("^1-"), ["f"]]]) is INEXPRESSIBLE
+    assert through_glide(("BLMPOP", 0, 1, "k", "LEFT"), "QUEUED") is UNCHANGED  # inside MULTI
+    assert through_glide(("EXPIRE", "k", 1), RespError("ERR x")) is UNCHANGED
+    assert through_glide(("LMPOP", 1, "k", "LEFT"), 7) is INEXPRESSIBLE

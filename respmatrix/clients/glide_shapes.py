@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from respmatrix.replies import RespError
+
 UNCHANGED = object()
 INEXPRESSIBLE = object()
 
@@ -41,10 +43,18 @@ def through_glide(args: tuple[Any, ...] | list[Any], value: Any) -> Any:
         return UNCHANGED
     name = words[0]
     full = f"{name} {words[1]}" if len(words) > 1 else name
+    if isinstance(value, RespError) or value == "QUEUED":
+        return UNCHANGED  # GLIDE passes error replies and a queued command's QUEUED through
+    if isinstance(value, str | bytes) and not _takes_text(name, words):
+        return UNCHANGED  # only the double rules convert a string
     try:
         return _convert(name, full, words, value)
-    except _Inexpressible:
+    except (_Inexpressible, IndexError, KeyError, TypeError, ValueError):
         return INEXPRESSIBLE
+
+
+def _takes_text(name: str, words: list[str]) -> bool:
+    return name in _DOUBLE or (name == "ZADD" and "INCR" in words[2:])
 
 
 def _convert(name: str, full: str, words: list[str], value: Any) -> Any:
