@@ -191,11 +191,12 @@ def test_docker_and_binary_providers_give_identical_outcomes(
     runs = {}
     for provider in ("binary", "docker"):
         result = _cli(*common, "--provider", provider, "--out", str(tmp_path / provider))
-        assert result.returncode == 0, result.stderr[-3000:]
+        assert result.returncode == 0, (provider, result.stdout[-3000:], result.stderr[-3000:])
         runs[provider] = _outcomes(tmp_path / provider / "results.json")
     (binary, binary_engines), (docker, docker_engines) = runs["binary"], runs["docker"]
     assert len(binary) > 1000
-    assert docker == binary
+    differing = {k: (binary.get(k), docker.get(k)) for k in binary.keys() | docker.keys()}
+    assert not {k: v for k, v in differing.items() if v[0] != v[1]}  # (binary, docker) per cell
     assert set(docker_engines) == {"valkey-9.1", "redis-7.4+stack", "redis-8.0"}
     for engine_id, facts in docker_engines.items():
         image = built[engine_id.partition("+")[0]]  # a variant runs its base's image
