@@ -188,6 +188,7 @@ SHAPE_COMMANDS = [
     ("XRANGE", "x", "-", "+"),
     ("XREAD", "STREAMS", "x", "0"),
     ("XREADGROUP", "GROUP", "grp", "c1", "STREAMS", "x", ">"),
+    ("XAUTOCLAIM", "x", "grp", "c2", 0, "0"),
     ("LCS", "k1", "k2", "IDX"),
     ("GEODIST", "geo", "Palermo", "Catania"),
     ("GEOSEARCH", "geo", "FROMLONLAT", 15, 37, "BYRADIUS", 200, "km", "ASC", "WITHDIST"),
@@ -230,3 +231,10 @@ def test_through_glide_rules() -> None:
     assert through_glide(("BLMPOP", 0, 1, "k", "LEFT"), "QUEUED") is UNCHANGED  # inside MULTI
     assert through_glide(("EXPIRE", "k", 1), RespError("ERR x")) is UNCHANGED
     assert through_glide(("LMPOP", 1, "k", "LEFT"), 7) is INEXPRESSIBLE
+    assert through_glide(
+        ("XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", "0"), {"s": [["1-0", None]]}
+    ) == {"s": {"1-0": None}}
+    claimed = through_glide(
+        ("XAUTOCLAIM", "s", "g", "c", 0, "0"), ["0-0", [["1-0", ["a", "1"]]], []]
+    )
+    assert claimed == ["0-0", {"1-0": [["a", "1"]]}, []]

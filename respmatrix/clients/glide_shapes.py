@@ -93,6 +93,8 @@ def _convert(name: str, full: str, words: list[str], value: Any) -> Any:
         return {_key(stream): _entries(entries) for stream, entries in streams}
     if name == "XCLAIM" and "JUSTID" not in words:
         return _entries(value)
+    if name == "XAUTOCLAIM" and "JUSTID" not in words:
+        return [value[0], _entries(value[1]), *value[2:]]
     if name == "GEOPOS":
         return [None if p is None else [_double(p[0]), _double(p[1])] for p in value]
     if name == "GEOSEARCH" and {"WITHDIST", "WITHHASH", "WITHCOORD"} & set(words):
@@ -149,7 +151,10 @@ def _score_map(value: Any) -> dict[Any, Any]:
 
 def _entries(value: Any) -> dict[Any, Any]:
     """Stream entries [[id, [f1, v1, ...]], ...] -> {id: [[f1, v1], ...]}."""
-    return {_key(entry_id): _pairs(fields) for entry_id, fields in value}
+    # An entry deleted while pending comes back as [id, nil]: GLIDE keeps the nil.
+    return {
+        _key(entry_id): None if fields is None else _pairs(fields) for entry_id, fields in value
+    }
 
 
 def _geo_item(item: Any, words: list[str]) -> Any:
