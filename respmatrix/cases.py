@@ -145,6 +145,10 @@ class Case:
     path: Path
     api: tuple[str, ...] = ()  # typed-API case: the client APIs it is written for
 
+    @property
+    def opens_transaction(self) -> bool:
+        return any(s.send and str(s.send[0]).upper() == "MULTI" for s in self.steps if not s.call)
+
     def runs_on(self, client_api: str | None) -> bool:
         """Raw cases run through every client; typed cases through clients offering the API."""
         return not self.api or client_api in self.api

@@ -381,3 +381,37 @@ def test_a_converter_entry_is_stale_where_the_reply_is_not_converted(tmp_path: P
         adapter.close()
     assert (got.outcome, got.divergence) == ("fail", "converts-replies")
     assert "stale registry entry" in got.detail["message"]
+
+
+def test_a_case_that_stops_inside_multi_leaves_no_transaction_open(tmp_path: Path, running):
+    """The next case on the same connection must not find its commands queued."""
+    (tmp_path / "registry.yaml").write_text(yaml.safe_dump({"divergences": []}))
+    (tmp_path / "t").mkdir()
+    stops = {
+        "claim": "a transaction whose second step is (deliberately) mis-stated",
+        "features": ["multi"],
+        "steps": [
+            {"send": ["MULTI"], "expect": "OK"},
+            {"send": ["SET", "k", "v"], "expect": "OK"},  # QUEUED in fact
+            {"send": ["EXEC"], "expect": ["OK"]},
+        ],
+    }
+    after = {
+        "claim": "the next case answers at once",
+        "features": ["get"],
+        "steps": [{"send": ["GET", "k"], "expect": None}],
+    }
+    for name, body in {"stops": stops, "after": after}.items():
+        (tmp_path / "t" / f"{name}.yaml").write_text(yaml.safe_dump(body))
+    registry = DivergenceRegistry.load(tmp_path / "registry.yaml")
+    valkey = running["valkey-9.1"]
+    adapter = adapter_class("raw")(Endpoint.single(valkey.host, valkey.port), 2)
+    try:
+        first = run_case(load_case(tmp_path / "t" / "stops.yaml", tmp_path), adapter, valkey.spec,
+                         registry)  # fmt: skip
+        assert first.outcome == "fail" and first.detail["step"] == 2
+        second = run_case(load_case(tmp_path / "t" / "after.yaml", tmp_path), adapter,
+                          valkey.spec, registry)  # fmt: skip
+        assert second.outcome == "pass", second.detail
+    finally:
+        adapter.close()
