@@ -4,7 +4,6 @@ valkey-py on a Redis and a Valkey engine, rendered to Markdown and HTML."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 

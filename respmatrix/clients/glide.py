@@ -80,6 +80,12 @@ def _cannot_express(args: tuple[Any, ...], protocol: int) -> str | None:
             "the shared connection into a subscriber (RESP2: every later command is refused); "
             "GLIDE subscribes only through its pubsub_subscriptions configuration"
         )
+    if "." in name:  # FT.SEARCH, JSON.SET, BF.ADD, TS.ADD...: Redis Stack module commands
+        return (
+            f"{name}: GLIDE sends module commands through its own ft/json APIs; through "
+            "custom_command it rewrites module error replies (a ':' after the first word) and "
+            "fails to convert FT.SEARCH/FT.AGGREGATE/FT.PROFILE replies"
+        )
     if name == "MONITOR":
         return (
             "MONITOR turns the shared connection into a monitor: every later keyspace command "

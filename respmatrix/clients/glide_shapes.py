@@ -25,7 +25,7 @@ INEXPRESSIBLE = object()
 _BOOLEAN = {"COPY", "DELIFEQ", "EXPIRE", "EXPIREAT", "HEXISTS", "HSETNX", "MOVE", "MSETNX"}
 _BOOLEAN |= {"PERSIST", "PEXPIRE", "PEXPIREAT", "PFADD", "RENAMENX", "SISMEMBER", "SMOVE"}
 _BOOLEAN |= {"XGROUP DESTROY", "XGROUP CREATECONSUMER"}
-_BOOLEANS = {"SMISMEMBER", "SCRIPT EXISTS"}
+_BOOLEANS = {"SMISMEMBER", "SCRIPT EXISTS", "JSON.TOGGLE"}
 _DOUBLE = {"INCRBYFLOAT", "HINCRBYFLOAT", "ZINCRBY", "ZSCORE", "GEODIST"}
 _MAP = {"HGETALL", "CONFIG GET", "HELLO", "MEMORY STATS", "XINFO STREAM", "PUBSUB NUMSUB"}
 _MAP |= {"PUBSUB SHARDNUMSUB"}
@@ -95,6 +95,8 @@ def _convert(name: str, full: str, words: list[str], value: Any) -> Any:
         return _entries(value)
     if name == "XAUTOCLAIM" and "JUSTID" not in words:
         return [value[0], _entries(value[1]), *value[2:]]
+    if full == "FUNCTION LIST" and isinstance(value, list):
+        return [_library(lib) for lib in value]
     if name == "GEOPOS":
         return [None if p is None else [_double(p[0]), _double(p[1])] for p in value]
     if name == "GEOSEARCH" and {"WITHDIST", "WITHHASH", "WITHCOORD"} & set(words):
@@ -170,3 +172,12 @@ def _geo_item(item: Any, words: list[str]) -> Any:
         lon, lat = rest.pop(0)
         extras.append([_double(lon), _double(lat)])
     return [item[0], extras]
+
+
+def _library(value: Any) -> Any:
+    """One FUNCTION LIST library (a flat list in RESP2) -> a map, its functions maps too."""
+    library = _map(value)
+    functions = library.get("functions")
+    if isinstance(functions, list):
+        library["functions"] = [_map(f) for f in functions]
+    return library

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from respmatrix.reporting import OUTCOME_SYMBOLS
-from respmatrix.reporting.clients import TYPED_STATES, ClientTable, typed_methods
 from respmatrix.reporting.availability import (
     LINE_NAMES,
     STATE_SYMBOLS,
@@ -34,6 +33,7 @@ from respmatrix.reporting.availability import (
     ordered_engines,
     version_labels,
 )
+from respmatrix.reporting.clients import TYPED_STATES, ClientTable, typed_methods
 from respmatrix.reporting.migration import html_model as migration_html
 from respmatrix.reporting.migration import migration_tables, split_migration
 

@@ -6,8 +6,8 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from respmatrix.reporting import OUTCOME_SYMBOLS
-from respmatrix.reporting.fuzz import fuzz_section
 from respmatrix.reporting.clients import markdown_section
+from respmatrix.reporting.fuzz import fuzz_section
 from respmatrix.reporting.migration import migration_tables
 from respmatrix.reporting.migration import render_markdown as render_migration
 from respmatrix.runner import OUTCOMES
