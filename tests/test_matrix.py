@@ -41,7 +41,7 @@ def matrix(tmp_path_factory: pytest.TempPathFactory) -> dict:
         ],
         capture_output=True,
         text=True,
-        timeout=2400,
+        timeout=3600,
     )
     assert (out / "results.json").exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
     doc = results.load(out / "results.json")
