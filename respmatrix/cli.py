@@ -537,11 +537,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     pytest_args += [a for a in args.pytest_args if a != "--"]
     results_path = out / "results.json"
     results_path.unlink(missing_ok=True)  # never report an earlier run's file as this one's
-    code = pytest.main(pytest_args)
+    interrupted: list[int] = []
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        # pytest turns Ctrl-C into its INTERRUPTED exit code, unless it trips over the
+        # interrupted frame while reporting it (then it exits 1); remember the Ctrl-C itself
+        interrupted.append(signum)
+        signal.default_int_handler(signum, frame)
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        code = pytest.main(pytest_args)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     if results_path.exists():
         matrix, page = _render(results_path, out)
         print(f"results: {results_path}\nmatrix:  {matrix}\npage:    {page}")
-    return _exit_status(int(code))
+    return 130 if interrupted else _exit_status(int(code))
 
 
 def _exit_status(pytest_code: int) -> int:
