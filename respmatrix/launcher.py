@@ -341,19 +341,24 @@ class EngineProcess:
 
     def describe(self) -> dict[str, Any]:
         """Engine facts for the results file."""
-        ident = self.identity
-        return {
-            "line": self.spec.line,
-            "version": ident.version if ident else self.spec.version,
-            "build": ident.build if ident else "",
-            "provider": "binary",
-            "modules": ident.modules if ident else [],
-            "module_versions": ident.module_versions if ident else {},
-            **({"variant": self.spec.variant} if self.spec.variant else {}),
-        }
+        return engine_facts(self.spec, self.identity, "binary")
 
     def __enter__(self) -> EngineProcess:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def engine_facts(spec: EngineSpec, ident: Any, provider: str) -> dict[str, Any]:
+    """The results file's facts about a started engine (``ident``: its checked identity, if any),
+    the same for every provider."""
+    return {
+        "line": spec.line,
+        "version": ident.version if ident else spec.version,
+        "build": ident.build if ident else "",
+        "provider": provider,
+        "modules": ident.modules if ident else [],
+        "module_versions": ident.module_versions if ident else {},
+        **({"variant": spec.variant} if spec.variant else {}),
+    }

@@ -353,17 +353,9 @@ class DockerEngine:
 
     def describe(self) -> dict[str, Any]:
         """Engine facts for the results file."""
-        ident = self.identity
-        return {
-            "line": self.spec.line,
-            "version": ident.version if ident else self.spec.version,
-            "build": ident.build if ident else "",
-            "provider": "docker",
-            "modules": ident.modules if ident else [],
-            "module_versions": ident.module_versions if ident else {},
-            **({"variant": self.spec.variant} if self.spec.variant else {}),
-            "image": dict(self.image),
-        }
+        from respmatrix.launcher import engine_facts
+
+        return {**engine_facts(self.spec, self.identity, "docker"), "image": dict(self.image)}
 
     def __enter__(self) -> DockerEngine:
         return self.start()
