@@ -108,6 +108,7 @@ class Step:
     raw: dict[str, Any]
     store: str | None = None
     sleep_ms: int = 0
+    poll_ms: int = 0  # resend until the reply is the expected one, for at most this long
     alternatives: dict[str, dict[str, Any]] = field(default_factory=dict)
     call: str | None = None  # typed-API step: the client method to call
     kwargs: dict[str, Any] = field(default_factory=dict)
@@ -184,6 +185,7 @@ def load_case(path: Path, root: Path) -> Case:
                 send=tuple(item["send"] if "send" in item else item.get("args", ())),
                 raw=item,
                 store=item.get("store"),
+                poll_ms=int(item.get("poll_ms", 0)),
                 alternatives=dict(item.get("divergent", {})),
                 call=item.get("call"),
                 kwargs=dict(item.get("kwargs", {})),

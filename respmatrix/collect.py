@@ -1,4 +1,5 @@
-"""pytest items for YAML cases: one item per (case, engine, client, protocol)."""
+"""pytest items for YAML cases: one item per (case, engine, protocol), run through every selected
+client mode; the results file keeps one row per (case, engine, client, protocol)."""
 
 from __future__ import annotations
 
@@ -16,11 +17,17 @@ from respmatrix.selection import Target
 
 
 class CaseFailed(Exception):
-    """A case ended in ``fail`` or ``error``."""
+    """A case ended in ``fail`` or ``error`` through one or more client modes."""
 
-    def __init__(self, outcome: Outcome) -> None:
-        super().__init__(outcome.detail.get("message", outcome.outcome))
-        self.outcome = outcome
+    def __init__(self, failures: list[tuple[Target, Outcome]]) -> None:
+        super().__init__(
+            "; ".join(f"{t.client}: {o.detail.get('message', o.outcome)}" for t, o in failures)
+        )
+        self.failures = failures
+
+
+# The item's status letter when no client failed: the most telling outcome among its clients.
+_STATUS_ORDER = ("divergent", "unsupported", "skipped", "pass")
 
 
 class CaseFile(pytest.File):
@@ -29,22 +36,31 @@ class CaseFile(pytest.File):
 
         session = self.config.stash[SESSION_KEY]
         case = load_case(self.path, session.suites_root)
+        # One item per (engine, protocol) runs the case through every selected client mode in
+        # turn: a pytest item costs about a millisecond of its own, more than most cases take
+        # through a client, so seven items per cell would spend most of a run in pytest.
+        cells: dict[tuple[str, int], list[Target]] = {}
         for target in session.selection.targets(case.protocols):
             # A typed-API case is written for one library's methods; other clients do not
             # offer them, so there is no cell to fill (raw cases run through every client).
-            if not case.runs_on(adapter_class(target.client).api):
-                continue
+            if case.runs_on(adapter_class(target.client).api):
+                cells.setdefault((target.engine, target.protocol), []).append(target)
+        for (engine, protocol), targets in cells.items():
+            label = targets[0].id if len(targets) == 1 else f"{engine}-resp{protocol}"
             yield CaseItem.from_parent(
-                self, name=f"{case.name}[{target.id}]", case=case, target=target
+                self, name=f"{case.name}[{label}]", case=case, targets=tuple(targets)
             )
 
 
 class CaseItem(pytest.Item):
-    def __init__(self, *, case: Case, target: Target, **kwargs: Any) -> None:
+    """One case on one engine over one protocol, through each selected client mode; every
+    client's outcome is recorded on its own."""
+
+    def __init__(self, *, case: Case, targets: tuple[Target, ...], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.case = case
-        self.target = target
-        self.outcome: Outcome | None = None
+        self.targets = targets
+        self.outcomes: list[tuple[Target, Outcome]] = []
         for feature in case.features:
             self.add_marker(pytest.mark.respmatrix_feature(feature))
 
@@ -52,51 +68,60 @@ class CaseItem(pytest.Item):
         from respmatrix.plugin import SESSION_KEY
 
         session = self.config.stash[SESSION_KEY]
-        target = self.target
-        began = time.perf_counter()
-        try:
-            engine = session.engine(target.engine)
-            session.pool.reset(target.engine)
-            client = session.client(target)
-            outcome = run_case(self.case, client, engine.spec, session.registry)
-            stray = client.unsolicited()
-            if stray:
-                # A server that answers twice would shift every later reply on this connection.
-                session.pool.drop_client(target.engine, target.client, target.protocol)
-                outcome = Outcome(
-                    "fail",
-                    None,
-                    {
-                        "message": f"the server sent {len(stray)} bytes no command asked for: "
-                        f"{stray[:80]!r}",
-                        "transcript": outcome.detail.get("transcript", []),
-                    },
-                )
-        except Exception as exc:  # the harness could not run the case: outcome "error"
-            session.pool.drop_client(target.engine, target.client, target.protocol)
-            outcome = Outcome("error", None, {"message": f"{type(exc).__name__}: {exc}"})
-        self.outcome = outcome
-        session.record_case(self.case, target, outcome, time.perf_counter() - began)
-        self.user_properties.append(("respmatrix_outcome", outcome.outcome))
-        if outcome.outcome in ("fail", "error"):
-            raise CaseFailed(outcome)
+        self.outcomes = [
+            (target, _run_through(session, self.case, target)) for target in self.targets
+        ]
+        failures = [(t, o) for t, o in self.outcomes if o.outcome in ("fail", "error")]
+        if failures:
+            raise CaseFailed(failures)
+        seen = {o.outcome for _, o in self.outcomes}
+        status = next((s for s in _STATUS_ORDER if s in seen), "pass")
+        self.user_properties.append(("respmatrix_outcome", status))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, CaseFailed):
-            outcome = excinfo.value.outcome
-            lines = [
-                f"{outcome.outcome}: {self.case.claim}",
-                f"  {outcome.detail.get('message', '')}",
-            ]
-            if outcome.divergence:
-                lines.append(f"  registry entry: {outcome.divergence}")
-            for index, step in enumerate(outcome.detail.get("transcript", ()), 1):
+            lines = [self.case.claim]
+            for target, outcome in excinfo.value.failures:
                 lines.append(
-                    f"  {index}. {json.dumps(step['send'])} -> {json.dumps(step['reply'])}"
+                    f"{target.client}: {outcome.outcome}: {outcome.detail.get('message', '')}"
                 )
-            lines.append(f"  case file: {self.case.path}")
+                if outcome.divergence:
+                    lines.append(f"  registry entry: {outcome.divergence}")
+                for index, step in enumerate(outcome.detail.get("transcript", ()), 1):
+                    lines.append(
+                        f"  {index}. {json.dumps(step['send'])} -> {json.dumps(step['reply'])}"
+                    )
+            lines.append(f"case file: {self.case.path}")
             return "\n".join(lines)
         return super().repr_failure(excinfo)
 
     def reportinfo(self) -> tuple[Any, int, str]:
-        return self.path, 0, f"{self.case.id} [{self.target.id}]"
+        return self.path, 0, f"{self.case.id} [{self.name.partition('[')[2].rstrip(']')}]"
+
+
+def _run_through(session: Any, case: Case, target: Target) -> Outcome:
+    """Run ``case`` through one client mode on a flushed engine and record the outcome."""
+    began = time.perf_counter()
+    try:
+        engine = session.engine(target.engine)
+        session.pool.reset(target.engine)
+        client = session.client(target)
+        outcome = run_case(case, client, engine.spec, session.registry)
+        stray = client.unsolicited()
+        if stray:
+            # A server that answers twice would shift every later reply on this connection.
+            session.pool.drop_client(target.engine, target.client, target.protocol)
+            outcome = Outcome(
+                "fail",
+                None,
+                {
+                    "message": f"the server sent {len(stray)} bytes no command asked for: "
+                    f"{stray[:80]!r}",
+                    "transcript": outcome.detail.get("transcript", []),
+                },
+            )
+    except Exception as exc:  # the harness could not run the case: outcome "error"
+        session.pool.drop_client(target.engine, target.client, target.protocol)
+        outcome = Outcome("error", None, {"message": f"{type(exc).__name__}: {exc}"})
+    session.record_case(case, target, outcome, time.perf_counter() - began)
+    return outcome

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache, partial
 from typing import Any
@@ -151,6 +152,32 @@ def _as_protocol(step: Any, args: tuple[Any, ...], protocol: int, diverging: dic
     return None
 
 
+def _poll(
+    step: Any,
+    observed: Any,
+    protocol: int,
+    diverging: dict[str, Divergence],
+    connections: CaseConnections,
+    send: Callable[[ClientAdapter], Any],
+) -> Any:
+    """Send a ``poll_ms`` step again until its reply is the one expected (the registry's
+    alternative where one applies) or its time is up; the last reply is what gets judged."""
+    alternative = next(
+        (
+            d
+            for d in step.alternatives
+            if d in diverging and step.alternative_for(d, protocol) is not None
+        ),
+        None,
+    )
+    expectation = step.expectation(protocol, alternative)
+    deadline = time.monotonic() + step.poll_ms / 1000
+    while mismatch(expectation, observed) is not None and time.monotonic() < deadline:
+        time.sleep(0.002)
+        observed = connections.perform(step, send)
+    return observed
+
+
 def run_case(
     case: Case,
     client: ClientAdapter,
@@ -179,11 +206,12 @@ def run_case(
                 kwargs = {k: _typed_arg(client, v, variables) for k, v in step.kwargs.items()}
             else:
                 args, kwargs = resolve_args(step.send, variables), {}
-            observed = connections.perform(
-                step, partial(_send, step=step, args=args, kwargs=kwargs)
-            )
+            send = partial(_send, step=step, args=args, kwargs=kwargs)
+            observed = connections.perform(step, send)
             if observed is STARTED:
                 continue  # a background step: its `await` step checks the reply
+            if step.poll_ms:
+                observed = _poll(step, observed, protocol, diverging, connections, send)
             if step.store:
                 variables[step.store] = observed
             alternative = next(
