@@ -476,7 +476,7 @@ def client_costs(
                     pool.reset(engine_id)
                     try:
                         run_case(case, client, spec, registry)
-                    except Exception:  # noqa: BLE001 - as the collector does: a fresh connection
+                    except Exception:  # as the collector does: a fresh connection
                         pool.drop_client(engine_id, client_id, 3)
                         continue
                     spent[client_id] += time.perf_counter() - began

@@ -106,3 +106,55 @@ def test_parametrized_python_tests_record_distinct_cases(pytester: pytest.Pytest
         "test_parametrized_python_tests_record_distinct_cases.py::test_echo[a]",
         "test_parametrized_python_tests_record_distinct_cases.py::test_echo[b]",
     ]
+
+
+def test_a_case_item_runs_every_client_and_names_the_ones_that_fail(
+    pytester: pytest.Pytester,
+) -> None:
+    """One item per (case, engine, protocol); each client's outcome is its own results row,
+    and a failure report says which clients failed."""
+    import json
+
+    suites = pytester.path / "suites"
+    (suites / "t").mkdir(parents=True)
+    (suites / "registry.yaml").write_text("divergences: []\n")
+    (suites / "t" / "good.yaml").write_text(
+        "claim: ECHO echoes\nfeatures: [echo]\nsteps:\n  - send: [ECHO, hi]\n    expect: hi\n"
+    )
+    (suites / "t" / "bad.yaml").write_text(
+        "claim: a deliberately wrong expectation\nfeatures: [echo]\n"
+        "steps:\n  - send: [ECHO, hi]\n    expect: ho\n"
+    )
+    out = pytester.path / "out"
+    result = pytester.runpytest_subprocess(
+        str(suites),
+        "-p",
+        "no:cacheprovider",
+        "--suites",
+        str(suites),
+        "--engines",
+        "valkey-9.1",
+        "--clients",
+        "raw,redis-py",
+        "--protocols",
+        "3",
+        "--respmatrix-out",
+        str(out),
+        "-v",
+    )
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*good.yaml::good?valkey-9.1-resp3? PASSED*",
+            '*raw: fail: expected "ho", got "hi"*',
+            '*redis-py: fail: expected "ho", got "hi"*',
+        ]
+    )
+    doc = json.loads((out / "results.json").read_text())
+    rows = sorted((r["case"], r["client"], r["outcome"]) for r in doc["results"])
+    assert rows == [
+        ("t/bad", "raw", "fail"),
+        ("t/bad", "redis-py", "fail"),
+        ("t/good", "raw", "pass"),
+        ("t/good", "redis-py", "pass"),
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -416,3 +417,43 @@ def test_a_case_that_stops_inside_multi_leaves_no_transaction_open(tmp_path: Pat
         assert second.outcome == "pass", second.detail
     finally:
         adapter.close()
+
+
+def _one_case(tmp_path: Path, body: dict) -> tuple:
+    (tmp_path / "registry.yaml").write_text(yaml.safe_dump({"divergences": []}))
+    (tmp_path / "t").mkdir(exist_ok=True)
+    (tmp_path / "t" / "case.yaml").write_text(yaml.safe_dump(body))
+    return load_case(tmp_path / "t" / "case.yaml", tmp_path), DivergenceRegistry.load(
+        tmp_path / "registry.yaml"
+    )
+
+
+@pytest.mark.parametrize("client", ["raw", "redis-py", "valkey-glide-sync"])
+def test_poll_waits_for_the_expected_reply_and_judges_the_last(tmp_path: Path, running, client):
+    """A key set to expire in 40 ms is still there at the first GET; polling waits for nil. A
+    poll whose state never comes fails with the last reply, after its time is up."""
+    case, registry = _one_case(
+        tmp_path,
+        {
+            "claim": "poll until the key expired",
+            "features": ["get"],
+            "steps": [
+                {"send": ["SET", "k", "v", "PX", 40], "expect": "OK"},
+                {"send": ["GET", "k"], "expect": None, "poll_ms": 5000},
+                {"send": ["SET", "n", "1"], "expect": "OK"},
+                {"send": ["GET", "n"], "expect": "2", "poll_ms": 60},
+            ],
+        },
+    )
+    valkey = running["valkey-9.1"]
+    adapter = adapter_class(client)(Endpoint.single(valkey.host, valkey.port), 3)
+    try:
+        adapter.call("FLUSHALL")
+        began = time.perf_counter()
+        got = run_case(case, adapter, valkey.spec, registry)
+        took = time.perf_counter() - began
+    finally:
+        adapter.close()
+    assert got.outcome == "fail" and got.detail["step"] == 4, got.detail
+    assert got.detail["message"] == 'expected "2", got "1"'
+    assert 0.1 <= took < 5, took  # the 40 ms expiry plus the 60 ms poll; no 5 s wait
