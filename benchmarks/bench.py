@@ -1,7 +1,8 @@
 """How fast is the harness? Numbers for the three costs that decide a run's wall time.
 
     python benchmarks/bench.py [--engines all] [--repeat N] [--rounds N] [--cases N]
-                               [--per-case] [--tries N] [--full]
+                               [--per-case] [--tries N] [--full] [--full-only]
+                               [--full-families all|FAMILIES] [--keep DIR]
 
 (a) cold start: per engine, EngineProcess start until the server answers PING (``started_in``),
     and until ``start()`` returns (the identity check included); median and max over N starts.
@@ -9,7 +10,9 @@
     ``pool.reset`` + ``run_case`` against the same commands (the flush included) sent with bare
     RespConnections; then the cost of a pytest item, from a real pytest run in a subprocess.
 (c) with ``--full``: wall time of ``respmatrix run --engines all --families strings,keyspace``
-    through the raw client only, then through every client mode, and the ratio of the two.
+    (``--full-families all``: the whole matrix) through the raw client only, then through every
+    client mode, and the ratio of the two; ``--full-only`` times just these two runs, ``--keep``
+    keeps the all-clients run's results and pages (how ``reports/`` is published).
 (d) per client mode: the mean cost of one case (flush + run_case) on one engine, and its
     ratio to the raw client, from an even sample of about 200 cases.
 
@@ -419,12 +422,19 @@ def print_pytest_cost(
 # -- (c) full run -------------------------------------------------------------------------------
 
 
-def full_run(families: str, clients: str) -> tuple[float, int, dict[str, int]]:
-    with tempfile.TemporaryDirectory(prefix="full-run-") as out:
+def full_run(
+    families: str, clients: str, keep: Path | None = None
+) -> tuple[float, int, dict[str, int]]:
+    """One ``respmatrix run`` over every engine; ``keep`` keeps its output folder (e.g. to
+    publish the all-clients run as the reports)."""
+    with tempfile.TemporaryDirectory(prefix="full-run-") as tmp:
+        out = str(keep) if keep is not None else tmp
         cmd = [
             sys.executable, "-m", "respmatrix", "run", "--engines", "all", "--clients", clients,
-            "--families", families, "--out", out, "--no-install",
+            "--out", out, "--no-install",
         ]  # fmt: skip
+        if families != "all":
+            cmd += ["--families", families]
         began = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=_repo_root(), check=False)
         seconds = time.perf_counter() - began
@@ -438,14 +448,14 @@ def full_run(families: str, clients: str) -> tuple[float, int, dict[str, int]]:
         return seconds, proc.returncode, outcomes
 
 
-def print_full(families: str) -> None:
+def print_full(families: str, keep: Path | None = None) -> None:
     """The raw-client-only run and the all-clients run of the same families, one after the
     other in this process, and their ratio (the issue's budget: all clients within 3x)."""
     section(f"(c) respmatrix run --engines all --families {families}: raw only vs all clients")
     walls = {}
     rows = []
     for clients in ("raw", "all"):
-        seconds, code, outcomes = full_run(families, clients)
+        seconds, code, outcomes = full_run(families, clients, keep if clients == "all" else None)
         walls[clients] = seconds
         total = sum(outcomes.values())
         tally = ", ".join(f"{n} {word}" for word, n in sorted(outcomes.items())) or "no results"
@@ -556,7 +566,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--full-families",
         default="strings,keyspace",
-        help="families of the --full runs (default: strings,keyspace)",
+        help="families of the --full runs, or all (default: strings,keyspace)",
+    )
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        help="with --full: keep the all-clients run's results, matrix and page in this folder",
+    )
+    parser.add_argument(
+        "--full-only",
+        action="store_true",
+        help="time only (c), the raw-only and all-clients runs (implies --full)",
     )
     args = parser.parse_args(argv)
 
@@ -585,6 +605,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"load {os.getloadavg()[0]:.1f}, store {store.root}, {len(cases)} cases from "
             f"{data_dir('suites')}"
         )
+        if args.full_only:
+            print_full(args.full_families, args.keep)
+            return 0
         print_cold_starts(cold_starts(specs, store, args.repeat), args.repeat)
         rows, left_out = harness_overhead(args.case_engine, cases, catalog, registry, args.rounds)
         per_rtt = print_overhead(rows, args.case_engine, args.rounds, args.per_case)
@@ -603,7 +626,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.case_engine,
         )  # fmt: skip
         if args.full:
-            print_full(args.full_families)
+            print_full(args.full_families, args.keep)
     finally:
         left = leftover_servers(private_tmp)
         shutil.rmtree(private_tmp, ignore_errors=True)
