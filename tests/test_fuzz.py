@@ -173,6 +173,20 @@ def test_features_follow_option_words_and_registry_value_conditions() -> None:
     assert "string-embstr-limit" in features_of(["OBJECT", "ENCODING", "k"], "string")
     assert "string-embstr-limit" not in features_of(["OBJECT", "ENCODING", "k"], "list")
     assert "scan-negative-cursor" in features_of(["SCAN", "-1"])
+    # the fuzzer's own findings, once registered, are tagged so that a rerun explains them
+    version_0 = "\x00" * 12
+    assert "restore-rdb0-payload" in features_of(["RESTORE", "k", "0", version_0])
+    assert "restore-rdb0-payload" not in features_of(
+        ["RESTORE", "k", "0", "\x00\x0b\x00" + "\x00" * 8]
+    )
+    assert "getex-missing-key-arg-check" in features_of(["GETEX", "k", "PX", "-1"], "none")
+    assert "getex-missing-key-arg-check" not in features_of(["GETEX", "k", "PX", "-1"], "string")
+    assert "hexpire-wrongtype-arg-check" in features_of(["HEXPIRE", "k", "x"], "list")
+    assert "hexpire-wrongtype-arg-check" not in features_of(["HEXPIRE", "k", "x"], "hash")
+    assert "hgetex-missing-fields-arity" in features_of(["HGETEX", "h", "EX", "10", "f"])
+    assert "hgetex-missing-fields-arity" not in features_of(
+        ["HGETEX", "h", "EX", "10", "FIELDS", "1", "f"]
+    )
 
 
 def test_the_plan_is_fixed_by_the_configuration() -> None:

@@ -129,7 +129,28 @@ def _value_features() -> dict[str, list[tuple[Callable[[list[str], str | None], 
         (lambda _w, _t: True, "xreadgroup-entries-read-after-trim"),
     ]
     table["XINFO STREAM"] = table["XINFO GROUPS"]
+    # The fuzzer's own findings, registered by hand: tag them so a rerun explains them.
+    table["GETEX"] = [
+        (lambda w, t: t == "none" and any(x.upper() in _TIMES for x in w),
+         "getex-missing-key-arg-check"),
+    ]  # fmt: skip
+    table["RESTORE"] = [(lambda w, _t: _rdb_version(w) == 0, "restore-rdb0-payload")]
+    table["FUNCTION LOAD"] = [(lambda _w, _t: True, "lua-register-function-error")]
+    table["SET"] = [
+        (lambda w, _t: any(x.upper() in _TIMES for x in w), "set-past-expire-stored"),
+    ]
     return table
+
+
+_TIMES = {"EX", "PX", "EXAT", "PXAT"}
+
+
+def _rdb_version(words: list[str]) -> int | None:
+    """The RDB version in a DUMP payload's footer (2 bytes little-endian before the CRC64)."""
+    if len(words) < 3 or len(words[2]) < 10:
+        return None
+    low, high = words[2][-10], words[2][-9]
+    return ord(low) | ord(high) << 8 if ord(low) < 256 and ord(high) < 256 else None
 
 
 _TYPES = {"string", "list", "set", "zset", "hash", "stream", "none", ""}
@@ -204,6 +225,10 @@ def _hfe_features(name: str, words: list[str], key_type: str | None) -> set[str]
             found |= {"hsetex-past-expiry-new-field", "hsetex-past-expiry-new-key"}
     if name == "HPERSIST" and key_type not in (None, "hash", "none"):
         found.add("hpersist-wrongtype")
+    if name in HFE_SET and key_type not in (None, "hash", "none"):
+        found.add("hexpire-wrongtype-arg-check")
+    if name == "HGETEX" and "FIELDS" not in upper[1:]:
+        found.add("hgetex-missing-fields-arity")
     return found
 
 
