@@ -150,9 +150,21 @@ def validate(doc: dict[str, Any], where: str = "results") -> None:
         ) from None
 
 
+# Files this process wrote (and validated) itself, by path: their size and mtime then. A run
+# renders the file it has just merged; validating a few hundred thousand rows a second time
+# would take about a minute for the whole matrix and could not find anything new.
+_written: dict[Path, tuple[int, int]] = {}
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
+
+
 def load(path: Path) -> dict[str, Any]:
     """Read and validate a results file, with one clear message when it is malformed."""
     try:
+        unchanged = _written.get(path.resolve()) == _stamp(path)
         doc = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ResultsFileError(f"{path}: no such results file") from None
@@ -160,7 +172,8 @@ def load(path: Path) -> dict[str, Any]:
         raise ResultsFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ResultsFileError(f"{path}: not JSON ({exc})") from None
-    validate(doc, str(path))
+    if not unchanged:
+        validate(doc, str(path))
     return doc
 
 
@@ -178,5 +191,6 @@ def write(doc: dict[str, Any], path: Path) -> None:
     try:
         tmp.write_text(f'{text},\n "results": [\n{lines}\n ]\n}}\n', encoding="utf-8")
         tmp.replace(path)
+        _written[path.resolve()] = _stamp(path)
     finally:
         tmp.unlink(missing_ok=True)

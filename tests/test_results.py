@@ -78,3 +78,16 @@ def test_malformed_files_give_one_clear_error(tmp_path: Path) -> None:
         results.load(bad)
     with pytest.raises(results.ResultsFileError, match=r"no such results file"):
         results.load(tmp_path / "missing.json")
+
+
+def test_a_file_changed_after_this_process_wrote_it_is_validated_again(tmp_path: Path) -> None:
+    """Loading the file a run has just written skips the second validation; any later change
+    to the file (other size or mtime) is validated like a stranger's file."""
+    path = tmp_path / "results.json"
+    results.write(doc(result("strings/a", "valkey-9.1")), path)
+    assert results.load(path)["results"][0]["case"] == "strings/a"
+    broken = json.loads(path.read_text())
+    broken["results"][0]["outcome"] = "maybe"
+    path.write_text(json.dumps(broken))
+    with pytest.raises(results.ResultsFileError, match=r"not a valid .* at results/0/outcome"):
+        results.load(path)
