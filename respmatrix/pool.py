@@ -25,6 +25,12 @@ from respmatrix.launcher import EngineProcess, check_identity, identify
 if TYPE_CHECKING:
     from respmatrix.providers.docker import DockerEngine
 
+# A blocking command times out on the server's cron tick (1000/hz ms): at the default hz 10 a
+# 0.01 s BLPOP answers after ~100 ms, and every client mode pays that again. At hz 100 it is
+# ~10 ms. No reply changes: cases that depend on lazy expiry turn active expiry off themselves,
+# and the config-defaults tables come from engines started without options.
+SUITE_SERVER_ARGS = ("--hz", "100")
+
 
 @dataclass
 class RunningEngine:
@@ -110,7 +116,7 @@ class EnginePool:
             self.store.server_path(spec),
             self.store.server_env(spec),
             self.log_dir,
-            extra_args=self.store.module_args(spec),
+            extra_args=(*self.store.module_args(spec), *SUITE_SERVER_ARGS),
         ).start()
         return RunningEngine(
             spec, Endpoint.single(process.host, process.port), process.describe(), process
@@ -119,7 +125,12 @@ class EnginePool:
     def _container(self, spec: EngineSpec) -> RunningEngine:
         from respmatrix.providers.docker import DockerEngine
 
-        engine = DockerEngine(spec, self.engine_images.get(spec.id), log_dir=self.log_dir).start()
+        engine = DockerEngine(
+            spec,
+            self.engine_images.get(spec.id),
+            extra_args=SUITE_SERVER_ARGS,
+            log_dir=self.log_dir,
+        ).start()
         return RunningEngine(
             spec, Endpoint.single(engine.host, engine.port), engine.describe(), engine
         )

@@ -68,3 +68,20 @@ def test_registry_entries_name_real_lines_and_sources() -> None:
             assert ranges["module"] in MODULES, item["id"]
         else:
             assert set(ranges) == {"redis", "valkey"}
+
+
+def test_no_case_changes_the_servers_hz() -> None:
+    # The pool runs engines at hz 100 (pool.SUITE_SERVER_ARGS) so blocking timeouts resolve in
+    # ~10 ms; a case that set hz, or restored "the default" 10 in its cleanup, would slow every
+    # later case of that worker's engine without failing any.
+    def sets_hz(command: tuple) -> bool:
+        words = [str(w).lower() for w in command]
+        return words[:2] == ["config", "set"] and "hz" in words[2::2]
+
+    offenders = [
+        case.id
+        for case in CASES
+        if any(sets_hz(step.send) for step in case.steps if step.send)
+        or any(map(sets_hz, case.cleanup))
+    ]
+    assert offenders == []
