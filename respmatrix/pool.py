@@ -19,6 +19,7 @@ from respmatrix.catalog import EngineCatalog, EngineSpec
 from respmatrix.clients import adapter_class
 from respmatrix.clients.base import ClientAdapter, Endpoint
 from respmatrix.clients.resp import RespConnection
+from respmatrix.config_defaults import config_snapshot
 from respmatrix.inventory import command_inventory
 from respmatrix.launcher import EngineProcess, check_identity, identify
 
@@ -95,9 +96,16 @@ class EnginePool:
                 running = self._container(spec)
             else:
                 running = self._launch(spec)
-            # The command inventory rides along in the results, for coverage and availability.
+            # The command inventory rides along in the results, for coverage and availability,
+            # and the starting config, for the table of defaults that differ.
             endpoint = running.endpoint
             running.facts["commands"] = command_inventory(endpoint.host, endpoint.port)
+            try:
+                running.facts["config"] = config_snapshot(endpoint.host, endpoint.port)
+            except RuntimeError:
+                if running.process is not None:
+                    raise
+                # a server the user runs may deny CONFIG GET to this user: no config column
         except Exception as exc:
             if running is not None and running.process is not None:
                 running.process.stop()

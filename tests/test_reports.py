@@ -14,6 +14,12 @@ import pytest
 
 from respmatrix import results
 from respmatrix.cli import main
+from respmatrix.config_defaults import (
+    HARNESS_SET,
+    differing_defaults,
+    engine_configs,
+    partial_parameters,
+)
 from respmatrix.reporting.availability import AvailabilityTable, Boundary
 from respmatrix.reporting.diff import compare_runs, engine_diff, is_worse, render_engine_diff
 from respmatrix.reporting.html import render_html
@@ -511,3 +517,39 @@ def test_real_run_wording(real_results: Path) -> None:
     assert table["hexpire"].lines["redis"].text == "added after 7.2, by 7.4"
     assert table["set-ifeq"].lines["redis"].text == "not in 7.2 to 8.2"
     assert table["get"].lines["redis"].headline == "≤7.2"
+
+
+def test_config_differences_keep_absent_parameters_apart_from_values() -> None:
+    configs = {
+        "redis-7.2": {"lazyfree-lazy-expire": "no", "maxmemory": "0", "dynamic-hz": "yes"},
+        "valkey-9.1": {"lazyfree-lazy-expire": "yes", "maxmemory": "0", "rdb-version-check": "x"},
+        "valkey-9.0": {"lazyfree-lazy-expire": "yes", "maxmemory": "0"},
+    }
+    diffs = differing_defaults(configs)
+    assert [d.name for d in diffs] == ["lazyfree-lazy-expire"]
+    assert diffs[0].values == {"redis-7.2": "no", "valkey-9.1": "yes", "valkey-9.0": "yes"}
+    # one engine having a parameter is not a differing value, it is a partial parameter
+    assert partial_parameters(configs) == {
+        "dynamic-hz": ["redis-7.2"],
+        "rdb-version-check": ["valkey-9.1"],
+    }
+
+
+@pytest.mark.engines
+def test_real_run_shows_the_config_defaults_that_differ(real_results: Path) -> None:
+    doc = results.load(real_results)
+    configs = engine_configs(doc)
+    assert set(configs) == set(doc["engines"])
+    for config in configs.values():
+        assert not HARNESS_SET & set(config), "what the harness sets is not a default"
+    lazy = {d.name: d.values for d in differing_defaults(configs)}["lazyfree-lazy-user-del"]
+    assert {e: v for e, v in lazy.items() if e.startswith("redis")} == dict.fromkeys(
+        [e for e in configs if e.startswith("redis")], "no"
+    )
+    assert {v for e, v in lazy.items() if e.startswith("valkey")} == {"yes"}
+    markdown = (real_results.parent / "matrix.md").read_text()
+    section = markdown.split("## Configuration defaults that differ")[1].split("\n## ")[0]
+    assert "| lazyfree-lazy-user-del | `no` |" in section
+    assert "| maxmemory |" not in section  # the same everywhere
+    page = (real_results.parent / "index.html").read_text()
+    assert 'id="config"' in page and "lazyfree-lazy-user-del" in page

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from respmatrix.config_defaults import differing_defaults, engine_configs, partial_parameters
 from respmatrix.reporting import OUTCOME_SYMBOLS
 from respmatrix.reporting.availability import (
     LINE_NAMES,
@@ -267,12 +268,27 @@ def page_model(doc: Mapping[str, Any]) -> dict[str, Any]:
         "result_count": len(doc["results"]),
         "availability": table,
         "migration": migration,
+        "config": _config_model(doc, engines),
         "client_table": ClientTable.from_results(doc),
         "typed_rows": typed_methods(doc),
         "typed_states": TYPED_STATES,
         "data_json": json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace(
             "</", "<\\/"
         ),
+    }
+
+
+def _config_model(doc: Mapping[str, Any], engines: list[str]) -> dict[str, Any] | None:
+    """The configuration-defaults table, engines in the page's order; None with fewer than two."""
+    configs = engine_configs(doc)
+    if len(configs) < 2:
+        return None
+    ordered = [e for e in engines if e in configs]
+    configs = {e: configs[e] for e in ordered}
+    return {
+        "engines": ordered,
+        "rows": [(d.name, [d.values[e] for e in ordered]) for d in differing_defaults(configs)],
+        "partial": list(partial_parameters(configs).items()),
     }
 
 
