@@ -690,8 +690,11 @@ def _print_coverage(
                 f"[bold]{family}[/bold] not covered: {', '.join(sorted(cov.not_covered))}"
             )
     for family, cov in report.items():
-        if cov.excluded and not cov.counted:
-            console.print(f"excluded family {family}: {next(iter(cov.excluded.values()))}")
+        if cov.family_excluded:
+            seen = (
+                f"{len(cov.commands)} commands" if cov.commands else "no engine lists its commands"
+            )
+            console.print(f"excluded family {family} ({seen}): {cov.family_excluded}")
         elif cov.excluded:
             for command, reason in sorted(cov.excluded.items()):
                 console.print(f"excluded {command} ({family}): {reason}")

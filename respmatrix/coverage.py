@@ -24,6 +24,7 @@ class FamilyCoverage:
     covered: set[str] = field(default_factory=set)
     excluded: dict[str, str] = field(default_factory=dict)
     per_engine: dict[str, tuple[int, int]] = field(default_factory=dict)  # covered, counted
+    family_excluded: str | None = None  # why the whole family is left out, if it is
 
     @property
     def counted(self) -> set[str]:
@@ -45,6 +46,7 @@ class FamilyCoverage:
             "covered": sorted(self.covered & self.counted),
             "not_covered": sorted(self.not_covered),
             "excluded": dict(sorted(self.excluded.items())),
+            "family_excluded": self.family_excluded,
             "percent": None if self.percent is None else round(self.percent, 1),
             "engines": {e: {"covered": c, "counted": n} for e, (c, n) in self.per_engine.items()},
         }
@@ -86,6 +88,9 @@ def measure(
     excluded_families, excluded_commands = load_exclusions(suites)
     sent = sent_commands(cases)
     report = {family: FamilyCoverage(family) for family in dict.fromkeys(groups.values())}
+    for family, reason in excluded_families.items():
+        # listed even when no engine reports one of its commands (sentinel on a plain server)
+        report.setdefault(family, FamilyCoverage(family)).family_excluded = reason
     unmapped: dict[str, set[str]] = {}
     for inventory in inventories.values():
         for command, group in inventory.items():

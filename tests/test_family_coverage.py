@@ -67,6 +67,10 @@ def test_valkey_only_commands_are_in_the_union(report: dict) -> None:
 def test_exclusions_are_listed_with_reasons(report: dict) -> None:
     listed = {r for cov in report["families"].values() for r in cov["excluded"].values()}
     assert listed and all(len(reason) > 15 for reason in listed)
+    # a family left out whole is in the report even when no engine lists one of its commands
+    assert report["families"]["sentinel"]["commands"] == 0
+    assert "sentinel mode" in report["families"]["sentinel"]["family_excluded"]
+    assert report["families"]["cluster"]["family_excluded"]
 
 
 def test_measure_counts_only_what_cases_send(tmp_path) -> None:
