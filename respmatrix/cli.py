@@ -548,8 +548,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
         code = pytest.main(pytest_args)
+    except KeyboardInterrupt:
+        # A Ctrl-C while xdist tears its workers down escapes pytest before the plugin has
+        # merged the workers' parts: merge them here, so what ran is kept.
+        interrupted.append(signal.SIGINT)
+        code = pytest.ExitCode.INTERRUPTED
     finally:
         signal.signal(signal.SIGINT, previous)
+    if not results_path.exists() and (out / ".parts").is_dir():
+        from respmatrix import results
+
+        results.merge_parts(out)
     if results_path.exists():
         matrix, page = _render(results_path, out)
         print(f"results: {results_path}\nmatrix:  {matrix}\npage:    {page}")

@@ -387,12 +387,7 @@ class RespmatrixSession:
         if self.writer is not None:
             self.writer.close()
         assert self.out_dir is not None
-        parts = self.out_dir / ".parts"
-        doc = results.read_parts(parts)
-        results.write(doc, self.out_dir / "results.json")
-        # The merged file now holds everything the parts did; if writing it had failed,
-        # the parts would still be on disk.
-        shutil.rmtree(parts, ignore_errors=True)
+        results.merge_parts(self.out_dir)
 
     def close(self) -> None:
         if self._pool is not None:

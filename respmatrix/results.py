@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from functools import cache
@@ -84,6 +85,17 @@ def read_parts(parts_dir: Path) -> dict[str, Any]:
             elif kind == "result":
                 doc["results"].append(record)
     return merge([doc])
+
+
+def merge_parts(out_dir: Path) -> Path:
+    """Fold ``<out_dir>/.parts`` into ``<out_dir>/results.json``, then remove the parts."""
+    parts = out_dir / ".parts"
+    target = out_dir / "results.json"
+    write(read_parts(parts), target)
+    # The merged file now holds everything the parts did; if writing it had failed,
+    # the parts would still be on disk.
+    shutil.rmtree(parts, ignore_errors=True)
+    return target
 
 
 def empty_document() -> dict[str, Any]:

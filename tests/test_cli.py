@@ -233,6 +233,37 @@ def test_ctrl_c_keeps_partial_results_and_leaves_no_server(tmp_path: Path) -> No
     assert servers_with(token) == set()
 
 
+def test_ctrl_c_while_the_workers_are_torn_down_still_keeps_the_results(tmp_path: Path) -> None:
+    # At "[100%]" every case has run and xdist is stopping its workers: a Ctrl-C there used to
+    # escape pytest before the plugin merged the parts, losing the whole run.
+    token = f"RESPMATRIX_TEST_TOKEN={uuid.uuid4()}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "respmatrix", "run", "--engines", "valkey-9.1,redis-7.4",
+         "--families", "strings", "--clients", "raw", "-n", "2", "--out", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, token.split("=")[0]: token.split("=")[1]},
+    )  # fmt: skip
+    assert proc.stdout is not None
+    seen = ""
+    while not seen.endswith("[100%]"):
+        char = proc.stdout.read(1)
+        assert char, f"the run ended before it printed [100%]: {seen[-2000:]}"
+        seen += char
+    proc.send_signal(signal.SIGINT)
+    out, _ = finish(proc, timeout=60)
+    assert proc.returncode == 130, out
+    doc = results.load(tmp_path / "results.json")
+    assert len(doc["results"]) == len(
+        {(r["case"], r["engine"], r["protocol"]) for r in doc["results"]}
+    )
+    assert len(doc["results"]) > 300
+    assert not (tmp_path / ".parts").exists()
+    assert servers_with(token) == set()
+
+
 def test_engines_start_serves_until_interrupted() -> None:
     from respmatrix.clients.resp import RespConnection
     from respmatrix.launcher import free_port
