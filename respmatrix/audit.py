@@ -4,11 +4,11 @@ The audit reads the source server and never writes to it: the only commands it s
 ``HELLO``, ``INFO``, ``CONFIG GET``, ``MODULE LIST`` and ``COMMAND DOCS`` (:data:`ALLOWED`,
 enforced by :class:`SourceReader`), so it runs under an ACL user limited to exactly those.
 From the source it learns the engine and version, the commands the workload used
-(``INFO commandstats``, or ``--commands-from``), the configuration, the modules and the
-persistence in use. The rest comes from a results file of a matrix run: per used command the
-difference between the source's engine and the target
-(:func:`respmatrix.reporting.diff.engine_diff`),
-the target's command inventory and modules, and the migration paths measured between the two.
+(``INFO commandstats``, read right after ``HELLO`` and without that ``HELLO``; or
+``--commands-from``), the configuration, the modules and the persistence in use. The rest
+comes from a results file of a matrix run: per used command the difference between the
+source's engine and the target (:func:`respmatrix.reporting.diff.engine_diff`), the target's
+command inventory and modules, and the migration paths measured between the two.
 The engines' configuration defaults come from starting each engine from the store.
 
 Exit status: 0 no blockers, 1 blockers found, 2 could not audit.
@@ -155,7 +155,7 @@ class SourceFacts:
 
     line: str
     version: str
-    commandstats: dict[str, int]  # command -> calls (+ rejected and failed)
+    commandstats: dict[str, int]  # command -> calls (+ rejected and failed), minus the audit's
     config: dict[str, str]
     modules: dict[str, str]  # name -> version
     module_commands: dict[str, str]  # command -> module, from COMMAND DOCS
@@ -168,6 +168,9 @@ def read_source(address: SourceAddress, timeout: float = 5.0) -> SourceFacts:
     reader = SourceReader(address, timeout)
     try:
         hello = reader.hello()
+        # First after the handshake: the statistics then hold, of this audit, only what it sent
+        # so far (HELLO), which is taken off; its later reads are not in them yet.
+        before_stats = own_calls(reader.sent)
         stats_text = reader.checked("INFO", "commandstats")
         info = parse_info(str(reader.checked("INFO", "server")))
         info |= parse_info(str(reader.checked("INFO", "persistence")))
@@ -199,7 +202,7 @@ def read_source(address: SourceAddress, timeout: float = 5.0) -> SourceFacts:
     return SourceFacts(
         line=line,
         version=version,
-        commandstats=parse_commandstats(str(stats_text)),
+        commandstats=parse_commandstats(str(stats_text), minus=before_stats),
         config={str(k): str(v) for k, v in config.items()},
         modules=module_versions,
         module_commands=module_commands,
@@ -211,12 +214,24 @@ def read_source(address: SourceAddress, timeout: float = 5.0) -> SourceFacts:
 _STAT = re.compile(r"^cmdstat_(?P<name>[^:]+):(?P<fields>.*)$")
 
 
-def parse_commandstats(text: str, own_calls: bool = True) -> dict[str, int]:
+def own_calls(sent: Iterable[tuple[str, ...]]) -> dict[str, int]:
+    """What the audit sent, counted under the names ``INFO commandstats`` uses
+    (``("CONFIG", "GET")`` -> ``CONFIG GET``, ``("INFO", "server")`` -> ``INFO``)."""
+    counts: dict[str, int] = defaultdict(int)
+    for args in sent:
+        words = tuple(a.upper() for a in args)
+        name = " ".join(words[:2]) if words[:2] in ALLOWED else words[0]
+        counts[name] += 1
+    return dict(counts)
+
+
+def parse_commandstats(text: str, minus: Mapping[str, int] | None = None) -> dict[str, int]:
     """``INFO commandstats`` -> {"CONFIG GET": calls, ...}; unused commands dropped.
 
-    With ``own_calls`` (the default) the commands the audit itself sends (:data:`ALLOWED`) are
-    left out: earlier audits counted in the same statistics, so they cannot be told apart.
+    ``minus`` takes calls off (the audit's own, made before it read the statistics); what is
+    left of a command the audit also sends was the workload's, or an earlier audit's.
     """
+    minus = minus or {}
     used = {}
     for line in text.splitlines():
         match = _STAT.match(line.strip())
@@ -225,11 +240,22 @@ def parse_commandstats(text: str, own_calls: bool = True) -> dict[str, int]:
         fields = dict(f.split("=", 1) for f in match["fields"].split(",") if "=" in f)
         calls = sum(int(fields.get(k, 0)) for k in ("calls", "rejected_calls", "failed_calls"))
         name = match["name"].upper().replace("|", " ")
-        if own_calls and tuple(name.split()) in ALLOWED:
-            continue  # the audit's own reads (this one's and earlier ones') are not the workload's
+        calls -= minus.get(name, 0)
         if calls > 0:
             used[name] = calls
     return dict(sorted(used.items()))
+
+
+def own_commands_note(used: Mapping[str, int]) -> str:
+    """One line on the used commands the audit also sends, or "" when there are none: the
+    statistics cannot tell a workload's call from an earlier audit's."""
+    allowed = {" ".join(cmd) for cmd in ALLOWED}
+    counts = [
+        f"{name}: {calls} call{'s' if calls != 1 else ''}"
+        for name, calls in used.items()
+        if name in allowed
+    ]
+    return f"{', '.join(counts)}; earlier audits count here too" if counts else ""
 
 
 _MONITOR = re.compile(r'^\d+\.\d+ \[[^\]]*\] (?P<args>".*)$')
@@ -237,8 +263,10 @@ _MONITOR = re.compile(r'^\d+\.\d+ \[[^\]]*\] (?P<args>".*)$')
 
 def read_command_list(path: Path, known: Iterable[str] = ()) -> dict[str, int]:
     """Commands from a file: one per line (``SET``, ``CONFIG GET``, ``config|get``) or a
-    ``MONITOR`` capture (``1700000000.1 [0 127.0.0.1:5000] "SET" "k" "v"``). ``known`` (the
-    engines' inventories) tells a subcommand (``CONFIG GET``) from a command and its key."""
+    ``MONITOR`` capture (``1700000000.1 [0 127.0.0.1:5000] "SET" "k" "v"``), as redis-cli
+    prints it or as read off a plain socket (each line a RESP simple string: ``+OK``, then
+    ``+1700000000.1 [...] "SET" ...``). ``known`` (the engines' inventories) tells a subcommand
+    (``CONFIG GET``) from a command and its key."""
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
@@ -247,9 +275,13 @@ def read_command_list(path: Path, known: Iterable[str] = ()) -> dict[str, int]:
     used: dict[str, int] = defaultdict(int)
     for raw in text.splitlines():
         line = raw.strip()
-        if not line or line.startswith("#") or line == "OK":
+        if not line or line.startswith("#") or line in ("OK", "+OK"):
             continue
         match = _MONITOR.match(line)
+        if match is None and line.startswith("+"):
+            # The RESP simple-string prefix of a raw capture; only where a MONITOR line follows,
+            # so "+SET" in a list of commands is still refused.
+            match = _MONITOR.match(line[1:])
         if match:
             words = [w.upper() for w in re.findall(r'"((?:[^"\\]|\\.)*)"', match["args"])[:2]]
         else:
@@ -468,6 +500,7 @@ class AuditReport:
     migration: list[dict[str, Any]]
     blockers: list[str]
     warnings: list[str]
+    notes: list[str] = field(default_factory=list)  # caveats on what was read
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -604,6 +637,7 @@ def render(report: AuditReport) -> str:
         lines.append(f"  {status.command:<{width}}  {status.status:<11}  {status.why}")
         for note in status.notes:
             lines.append(f"  {'':<{width}}    [{note['id']}] {note['note']} <{note['source']}>")
+    lines += [f"  note: {note}" for note in report.notes]
     lines += ["", "Configuration:"]
     if report.config_note:
         lines.append(f"  {report.config_note}")
@@ -704,7 +738,13 @@ def cmd_audit(args: argparse.Namespace) -> int:
         try:
             doc = results.load(args.results)
         except results.ResultsFileError as exc:
-            raise AuditError(str(exc)) from None
+            hint = ""
+            if not args.results.exists():  # the results are generated, not in git
+                hint = (
+                    "; make one with `respmatrix run --out reports` and "
+                    "`respmatrix migrate --out reports`, or pass --results FILE"
+                )
+            raise AuditError(f"{exc}{hint}") from None
         facts = read_source(address, args.timeout)
         source_id = catalog_engine(facts.line, facts.version, facts.modules)
         if args.commands_from is not None:
@@ -722,6 +762,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
     except AuditError as exc:
         raise CommandError(str(exc), EXIT_CANNOT) from None
     report.source["commands_read_from"] = origin
+    if args.commands_from is None and (note := own_commands_note(used)):
+        report.notes.append(note)
     report.source["db"] = address.db
     if args.json:
         print(json.dumps(report.as_dict(), indent=1, ensure_ascii=False))

@@ -2,7 +2,7 @@
 
 The results file comes from a real (small) matrix run made here: the families the workload
 touches, on redis-7.2 and valkey-9.1, raw client, RESP2, plus the migration matrix of the pair
-(about 25 s together). The expected differing commands are computed from the registry and the
+(about 20 s together). The expected differing commands are computed from the registry and the
 case files, not typed in: a used command must differ exactly when a case filed under it carries
 a feature whose registry entry covers one engine and not the other.
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from respmatrix.audit import parse_commandstats
+from respmatrix.audit import AuditError, parse_commandstats, read_command_list
 from respmatrix.cases import discover_cases
 from respmatrix.catalog import EngineCatalog
 from respmatrix.cli import main
@@ -28,8 +28,9 @@ from respmatrix.launcher import EngineProcess
 from respmatrix.registry import DivergenceRegistry
 
 SOURCE, TARGET = "redis-7.2", "valkey-9.1"
-FAMILIES = "strings,keyspace,lists,hyperloglog"
-# The workload: each command once or more; CONFIG SET changes one setting away from its default.
+FAMILIES = "strings,keyspace,lists,hyperloglog,server"
+# The workload: each command once or more; CONFIG SET changes one setting away from its default,
+# CONFIG GET is one of the commands the audit sends too (and differs on valkey-9.1).
 WORKLOAD = [
     ("SET", "user:1", "alice"),
     ("GET", "user:1"),
@@ -42,9 +43,10 @@ WORKLOAD = [
     ("PFADD", "seen", "a", "b"),
     ("PFCOUNT", "seen"),
     ("CONFIG", "SET", "maxmemory-policy", "allkeys-lru"),
+    ("CONFIG", "GET", "maxmemory-policy"),
 ]
 USED = {"SET", "GET", "INCR", "APPEND", "EXPIRE", "OBJECT ENCODING", "RPUSH", "LRANGE",
-        "PFADD", "PFCOUNT", "CONFIG SET"}  # fmt: skip
+        "PFADD", "PFCOUNT", "CONFIG SET", "CONFIG GET"}  # fmt: skip
 AUDITOR = ("auditor", "s3cret")
 READS = {"hello", "info", "config|get", "module|list", "command|docs", "acl|log"}
 
@@ -134,10 +136,17 @@ def test_audit_lists_exactly_the_used_commands_that_differ(
     code = main(_audit(source, results_file, "--json"))
     report = json.loads(capsys.readouterr().out)
     statuses = {c["command"]: c for c in report["commands"]}
-    # Used = what the server counted (the workload, plus the harness's own PING, ACL SETUSER),
-    # minus the audit's reads.
-    used = set(parse_commandstats(before))
-    assert used >= USED and set(statuses) == used
+    # Used = what the server counted before (the workload, the launcher's HELLO, INFO and
+    # MODULE LIST, the ACL SETUSER, earlier audits' reads) plus this test's INFO: the audit
+    # reads the statistics right after its HELLO, and takes exactly that HELLO off.
+    calls = parse_commandstats(before)
+    calls["INFO"] = calls.get("INFO", 0) + 1
+    assert set(calls) >= USED
+    assert {c: s["calls"] for c, s in statuses.items()} == calls
+    used = set(calls)
+    # The workload's CONFIG GET is reported like any other command: it differs on valkey-9.1.
+    assert statuses["CONFIG GET"]["status"] == "divergent"
+    assert report["notes"][0].startswith(f"CONFIG GET: {calls['CONFIG GET']} call")
     differing = {c for c, s in statuses.items() if s["status"] in ("divergent", "unsupported")}
     assert differing == expected_differing(used)
     for command in differing:  # every difference carries its registry note and source
@@ -151,6 +160,10 @@ def test_audit_lists_exactly_the_used_commands_that_differ(
         "dump-restore": True, "rdb": True, "replication": True,
     }  # fmt: skip
     assert code == (1 if report["blockers"] else 0)
+    assert main(_audit(source, results_file)) == code
+    out = capsys.readouterr().out
+    (note,) = [line for line in out.splitlines() if "earlier audits count here too" in line]
+    assert "CONFIG GET: " in note and "HELLO: " in note
     # Read-only, under an ACL user limited to the five commands: nothing denied, nothing written.
     with RespConnection(source.host, source.port) as conn:
         after = conn.call("INFO", "commandstats")
@@ -177,11 +190,46 @@ def test_human_output_and_commands_from_a_monitor_capture(
     report = json.loads(capsys.readouterr().out)
     assert {c["command"] for c in report["commands"]} == {"SET", "OBJECT ENCODING", "HGETEX"}
     assert report["source"]["commands_read_from"] == str(capture)
+    assert report["notes"] == []  # the caveat on INFO commandstats is not about a given list
     listed = tmp_path / "commands.txt"
     listed.write_text("set\nconfig|get\n")
     assert main(_audit(source, results_file, "--commands-from", str(listed), "--json")) in (0, 1)
     report = json.loads(capsys.readouterr().out)
     assert {c["command"] for c in report["commands"]} == {"SET", "CONFIG GET"}
+
+
+def test_commands_from_a_monitor_capture_read_off_a_plain_socket(tmp_path: Path) -> None:
+    # Captured by sending MONITOR on a plain socket to redis-7.2 while redis-py ran a workload:
+    # each line is a RESP simple string, the first one MONITOR's own +OK.
+    capture = tmp_path / "monitor-raw.txt"
+    capture.write_text(
+        "+OK\n"
+        '+1795746905.167703 [0 127.0.0.1:47302] "HELLO" "3"\n'
+        '+1795746905.170137 [0 127.0.0.1:47302] "CLIENT" "SETINFO" "LIB-NAME" "redis-py"\n'
+        '+1795746905.170309 [0 127.0.0.1:47302] "CLIENT" "SETINFO" "LIB-VER" "8.1.0"\n'
+        '+1795746905.170431 [0 127.0.0.1:47302] "SET" "k \\"q\\"" "v\\nx"\n'
+        '+1795746905.170664 [0 127.0.0.1:47302] "OBJECT" "ENCODING" "k"\n'
+        '+1795746905.170961 [0 127.0.0.1:47302] "LPOS" "q" "b"\n'
+        '+1795746905.171122 [0 127.0.0.1:47302] "EVAL" '
+        '"return redis.call(\'GET\', KEYS[1])" "1" "k"\n'
+        '+1795746905.171144 [0 lua] "GET" "k"\n'
+        '+1795746905.171376 [0 127.0.0.1:47302] "MULTI"\n'
+        '+1795746905.171398 [0 127.0.0.1:47302] "INCRBY" "c" "1"\n'
+        '+1795746905.171403 [0 127.0.0.1:47302] "HSET" "h" "f" "v"\n'
+        '+1795746905.171404 [0 127.0.0.1:47302] "EXEC"\n'
+        '+1795746905.171547 [0 127.0.0.1:47302] "SCAN" "0"\n'
+        '+1795746905.171673 [0 127.0.0.1:47302] "XADD" "s" "*" "a" "1"\n'
+    )
+    known = {"OBJECT ENCODING", "CLIENT SETINFO"}
+    assert read_command_list(capture, known) == {
+        "HELLO": 1, "CLIENT SETINFO": 2, "SET": 1, "OBJECT ENCODING": 1, "LPOS": 1, "EVAL": 1,
+        "GET": 1, "MULTI": 1, "INCRBY": 1, "HSET": 1, "EXEC": 1, "SCAN": 1, "XADD": 1,
+    }  # fmt: skip
+    # The prefix is taken off MONITOR lines only: a listed "+SET" is still not a command name.
+    listed = tmp_path / "commands.txt"
+    listed.write_text("GET\n+SET\n")
+    with pytest.raises(AuditError, match="not a command name: '\\+SET'"):
+        read_command_list(listed, known)
 
 
 @pytest.fixture
@@ -233,6 +281,11 @@ def test_bad_input_is_one_line_and_exit_2(
                      "does not answer as a RESP server"),
         "unknown target": (["audit", "--source", f"redis://{source.host}:{source.port}",
                             "--target", "valkey-99", "--results", str(results_file)], "valkey-99"),
+        "no results file": (
+            ["audit", "--source", f"redis://{source.host}:{source.port}", "--target", TARGET,
+             "--results", str(tmp_path / "missing.json")],
+            "make one with `respmatrix run --out reports` and `respmatrix migrate --out reports`, "
+            "or pass --results FILE"),
         "target not in results": (
             ["audit", "--source", f"redis://{source.host}:{source.port}", "--target", TARGET,
              "--results", str(partial)], f"no results for the target {TARGET}"),

@@ -8,6 +8,7 @@ The pairs checked by name were verified by hand against the engines' logs and re
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import pytest
@@ -153,6 +154,21 @@ def test_rdb_files_cross_as_measured(matrix_run: dict) -> None:
     assert v91_to_v81["detail"]["error"] == "Can't handle RDB format version 80"
     (v91_to_r80,) = _cell(matrix_run, "rdb", "valkey-9.1", "redis-8.0")
     assert v91_to_r80["detail"]["error"] == "Wrong signature trying to load DB from file"
+    # A refused file is tried again without the hashes with field TTLs, as replication is: with
+    # rdb-version-check relaxed, Valkey 9 then loads Redis 7.4 files; by default the version
+    # refuses it either way.
+    for consumer in ("valkey-9.0", "valkey-9.1"):
+        (cell,) = _cell(matrix_run, "rdb", "redis-7.4", consumer)
+        assert cell["outcome"] == "unsupported"
+        assert cell["detail"]["without_field_ttls"] == "refused at load: " + (
+            "Can't handle RDB format version 12"
+        )
+        assert cell["detail"]["relaxed"] == (
+            "refused at load with hashes with field TTLs (Can't handle foreign type or opcode 25 "
+            "in RDB with version 12); without them it loads and is identical"
+        )
+    (r74_to_v81,) = _cell(matrix_run, "rdb", "redis-7.4", "valkey-8.1")
+    assert r74_to_v81["detail"]["relaxed"] == "refused at load: Can't handle RDB format version 12"
 
 
 @pytest.mark.engines
@@ -181,6 +197,44 @@ def test_reports_get_the_migration_paths_table(matrix_run: dict) -> None:
     assert "1. ERR DUMP payload version or checksum are wrong" in text
     page = (out / "index.html").read_text()
     assert 'id="migration"' in page and "Can&#39;t handle RDB format version 12" in page
+
+
+def test_a_timeout_names_the_step_and_is_measured_once_more(tmp_path: Path) -> None:
+    from respmatrix.migration.engines import StepConnection, StepTimeout
+    from respmatrix.migration.matrix import RETRY_FACTOR, _ProducerRow
+    from respmatrix.migration.outcome import MigrationOutcome
+
+    silent = socket.socket()  # accepts (the kernel does) and never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(1)
+    port = silent.getsockname()[1]
+    try:
+        conn = StepConnection("127.0.0.1", port, timeout=0.2)
+        with pytest.raises(StepTimeout, match=rf"^RESTORE vectorset on 127.0.0.1:{port}: no reply"):
+            conn.call("RESTORE", "vectorset", "0", b"\x07payload")
+    finally:
+        silent.close()
+
+    row = _ProducerRow([], None, [], 10.0, tmp_path, tmp_path, None)
+    timeouts: list[float] = []
+
+    def slow_once(timeout: float) -> list[MigrationOutcome]:
+        timeouts.append(timeout)
+        if len(timeouts) == 1:
+            raise StepTimeout("RESTORE vectorset on 127.0.0.1:1: no reply within 10s")
+        return [MigrationOutcome("dump-restore", "a", "b", "string", "pass", "restored")]
+
+    (outcome,) = row._retried(slow_once)
+    assert timeouts == [10.0, 10.0 * RETRY_FACTOR]
+    assert outcome.extra["retried"].endswith(
+        "RESTORE vectorset on 127.0.0.1:1: no reply within 10s"
+    )
+
+    def always_slow(timeout: float) -> list[MigrationOutcome]:
+        raise StepTimeout(f"FLUSHALL on 127.0.0.1:1: no reply within {timeout:g}s")
+
+    with pytest.raises(StepTimeout, match=r"within 30s; the first attempt: .* within 10s"):
+        row._retried(always_slow)
 
 
 def test_migrate_refuses_bad_input(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

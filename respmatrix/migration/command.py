@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from respmatrix.migration import METHODS
+from respmatrix.migration import METHODS, RETRY_FACTOR
 
 
 def add_parser(commands: Any) -> None:
@@ -41,7 +41,9 @@ def add_parser(commands: Any) -> None:
         "--timeout",
         type=float,
         default=10.0,
-        help="seconds a replication or an RDB load may take before it counts as stuck (default 10)",
+        help="seconds a replication, an RDB load or a reply may take before it counts as stuck; "
+        f"a cell where a reply timed out is measured once more with {RETRY_FACTOR}x that "
+        "(default 10)",
     )
     migrate.add_argument(
         "-j", "--jobs", type=int, default=2, help="producers measured at once (default 2)"

@@ -177,6 +177,16 @@ def module_keys(keys: list[str], prefix: str = "") -> list[str]:
     ]
 
 
+def field_ttl_keys(keys: list[str], prefix: str = "") -> list[str]:
+    """The keys among ``keys`` that hold hashes with field TTLs."""
+    by_name = {spec.name: spec for spec in KEYS}
+    return [
+        k
+        for k in keys
+        if (spec := by_name.get(k.removeprefix(prefix))) and spec.needs == "hash-field-ttl"
+    ]
+
+
 def key_type(key: str, prefix: str = "") -> str:
     """The type label of a dataset key (its name without the prefix)."""
     return key.removeprefix(prefix)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from respmatrix.clients.resp import RespConnection
+from respmatrix.migration.engines import StepTimeout
 from respmatrix.migration.outcome import DIFFERENT, ERROR, PASS, REFUSED, MigrationOutcome
 from respmatrix.migration.snapshot import Snapshot, SnapshotReader, compare_key
 from respmatrix.replies import RespError
@@ -95,6 +96,8 @@ def _restore_one(
         return ERROR, f"RESTORE answered {reply!r}", {}
     try:
         actual = reader.read(payload.key)
+    except StepTimeout:
+        raise  # no reply in time says nothing about the key; the caller measures again
     except (RuntimeError, OSError) as exc:
         return ERROR, f"restored, but reading it back failed: {exc}", {}
     if actual is None:

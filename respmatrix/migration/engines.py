@@ -12,6 +12,7 @@ import re
 import tempfile
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from respmatrix.catalog import EngineSpec
 from respmatrix.clients.resp import RespConnection
@@ -47,8 +48,52 @@ def engine_process(
     return process
 
 
-def connect(process: EngineProcess, timeout: float = 10.0) -> RespConnection:
-    return RespConnection(process.host, process.port, timeout=timeout)
+class StepTimeout(TimeoutError):
+    """A server gave no reply within the socket timeout; the message names the step."""
+
+
+class StepConnection(RespConnection):
+    """A :class:`RespConnection` whose timeouts say which command, on which server, got no
+    reply (a bare ``TimeoutError: timed out`` cannot be acted on)."""
+
+    def call(self, *args: Any) -> Any:
+        try:
+            return super().call(*args)
+        except TimeoutError:
+            raise self._timed_out(args) from None
+
+    def pipeline(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        try:
+            return super().pipeline(commands)
+        except TimeoutError:
+            raise self._timed_out(commands[0] if commands else ()) from None
+
+    def _timed_out(self, args: tuple[Any, ...] | list[Any]) -> StepTimeout:
+        timeout = self._sock.gettimeout()
+        # The late reply would answer the next command: this connection is done.
+        self.close()
+        return StepTimeout(
+            f"{step_name(args)} on {self.host}:{self.port}: no reply within {timeout:g}s"
+        )
+
+
+def step_name(args: tuple[Any, ...] | list[Any]) -> str:
+    """``("RESTORE", "vectorset", b"...")`` -> ``RESTORE vectorset``: the command and its
+    subcommand or key, where that is short text."""
+    words = [str(args[0]).upper()] if args else ["(nothing)"]
+    if len(args) > 1 and isinstance(args[1], str) and len(args[1]) <= 40:
+        words.append(args[1])
+    return " ".join(words)
+
+
+def connect(process: EngineProcess, timeout: float = 10.0) -> StepConnection:
+    """A connection to ``process`` whose replies may each take ``timeout`` seconds."""
+    try:
+        return StepConnection(process.host, process.port, timeout=timeout)
+    except TimeoutError:
+        raise StepTimeout(
+            f"connecting to {process.spec.id} at {process.address}: no answer within {timeout:g}s"
+        ) from None
 
 
 def log_offset(process: EngineProcess) -> int:

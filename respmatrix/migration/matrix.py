@@ -12,20 +12,21 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from respmatrix import results
 from respmatrix.catalog import EngineSpec
-from respmatrix.migration import FAMILY, METHODS
+from respmatrix.migration import FAMILY, METHODS, RETRY_FACTOR
 from respmatrix.migration.dataset import module_keys, write_dataset
 from respmatrix.migration.dump_restore import dump_payloads, restore_payloads
-from respmatrix.migration.engines import connect, engine_process
+from respmatrix.migration.engines import StepTimeout, connect, engine_process
 from respmatrix.migration.outcome import ERROR, REFUSED, MigrationOutcome
-from respmatrix.migration.rdb import load_rdb, save_rdb
+from respmatrix.migration.rdb import migrate_rdb, save_rdb_files
 from respmatrix.migration.replication import replicate
 from respmatrix.migration.snapshot import Snapshot, SnapshotReader
 
 Progress = Callable[[MigrationOutcome], None]
+T = TypeVar("T")
 
 
 def run_matrix(
@@ -71,7 +72,7 @@ class _ProducerRow:
                 self.progress(outcome)
 
         try:
-            payloads, expected, rdb_file, rdb_expected, facts = self._produce(producer)
+            payloads, expected, rdb, facts = self._retried(lambda t: self._produce(producer, t))
         except Exception as exc:
             for consumer in self.consumers:
                 for method in self.methods:
@@ -91,28 +92,12 @@ class _ProducerRow:
                 if self.cancelled.is_set():
                     return found, facts
                 try:
-                    if method == "dump-restore":
-                        for outcome in self._restore(producer, consumer, payloads, expected):
-                            record(outcome)
-                    elif method == "rdb":
-                        args = (rdb_file, rdb_expected, producer.id, self.logs, self.timeout)
-                        record(
-                            _relaxed_too(
-                                lambda relaxed, c=consumer, a=args: load_rdb(
-                                    c, self.store, *a, relaxed=relaxed
-                                ),
-                                consumer,
-                            )
+                    for outcome in self._retried(
+                        lambda t, m=method, c=consumer: self._measure(
+                            m, producer, c, payloads, expected, rdb, t
                         )
-                    elif method == "replication":
-                        record(
-                            _relaxed_too(
-                                lambda relaxed, p=producer, c=consumer: replicate(
-                                    p, c, self.store, self.logs, self.timeout, relaxed
-                                ),
-                                consumer,
-                            )
-                        )
+                    ):
+                        record(outcome)
                 except Exception as exc:
                     record(
                         MigrationOutcome(
@@ -126,10 +111,48 @@ class _ProducerRow:
                     )
         return found, facts
 
-    def _produce(self, producer: EngineSpec):  # type: ignore[no-untyped-def]
+    def _retried(self, measure: Callable[[float], T]) -> T:
+        """``measure(timeout)``; where a step timed out, once more with a longer timeout (see
+        :data:`RETRY_FACTOR`). A second timeout is raised, naming both."""
+        try:
+            found = measure(self.timeout)
+        except StepTimeout as first:
+            try:
+                found = measure(self.timeout * RETRY_FACTOR)
+            except StepTimeout as second:
+                raise StepTimeout(f"{second}; the first attempt: {first}") from None
+            for outcome in found if isinstance(found, list) else []:
+                outcome.extra["retried"] = f"the first attempt timed out: {first}"
+        return found
+
+    def _measure(  # type: ignore[no-untyped-def]
+        self, method, producer, consumer, payloads, expected, rdb, timeout
+    ) -> list[MigrationOutcome]:
+        """One cell: the outcomes of moving the producer's data to ``consumer`` by ``method``."""
+        if method == "dump-restore":
+            return self._restore(producer, consumer, payloads, expected, timeout)
+        if method == "rdb":
+            return [
+                _relaxed_too(
+                    lambda relaxed: migrate_rdb(
+                        consumer, self.store, rdb, producer.id, self.logs, timeout, relaxed
+                    ),
+                    consumer,
+                )
+            ]
+        return [
+            _relaxed_too(
+                lambda relaxed: replicate(
+                    producer, consumer, self.store, self.logs, timeout, relaxed
+                ),
+                consumer,
+            )
+        ]
+
+    def _produce(self, producer: EngineSpec, timeout: float):  # type: ignore[no-untyped-def]
         process = engine_process(producer, self.store, self.logs).start()
         try:
-            with connect(process) as conn:
+            with connect(process, timeout) as conn:
                 keys = write_dataset(conn)
                 reader = SnapshotReader(conn)
                 expected = reader.snapshot()
@@ -141,15 +164,15 @@ class _ProducerRow:
                 rdb_expected = Snapshot(
                     {k: v for k, v in expected.keys.items() if k not in modules}
                 )
-                rdb_file = save_rdb(conn, process, self.tmp / f"{producer.id}.rdb")
-            return payloads, expected, rdb_file, rdb_expected, process.describe()
+                rdb = save_rdb_files(conn, process, rdb_expected, self.tmp / f"{producer.id}.rdb")
+            return payloads, expected, rdb, process.describe()
         finally:
             process.stop()
 
-    def _restore(self, producer, consumer, payloads, expected):  # type: ignore[no-untyped-def]
+    def _restore(self, producer, consumer, payloads, expected, timeout):  # type: ignore[no-untyped-def]
         process = engine_process(consumer, self.store, self.logs).start()
         try:
-            with connect(process) as conn:
+            with connect(process, timeout) as conn:
                 return restore_payloads(conn, payloads, expected, producer.id, consumer.id)
         finally:
             process.stop()

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from respmatrix.catalog import EngineSpec
 from respmatrix.clients.resp import RespConnection
 from respmatrix.launcher import EngineProcess, EngineStartError
+from respmatrix.migration.dataset import field_ttl_keys
 from respmatrix.migration.engines import connect, engine_process, log_lines, warnings
 from respmatrix.migration.outcome import DIFFERENT, ERROR, PASS, REFUSED, MigrationOutcome
 from respmatrix.migration.snapshot import Snapshot, SnapshotReader, compare
@@ -26,6 +28,66 @@ def save_rdb(conn: RespConnection, process: EngineProcess, dest: Path) -> Path:
     assert process.workdir is not None
     shutil.copyfile(process.workdir / dbfilename, dest)
     return dest
+
+
+@dataclass(frozen=True)
+class SavedRdb:
+    """An RDB file of the producer and what it holds."""
+
+    path: Path
+    expected: Snapshot
+    field_ttl_keys: tuple[str, ...] = ()
+    without_field_ttls: SavedRdb | None = None  # a second file, without those keys
+
+
+def save_rdb_files(
+    conn: RespConnection, process: EngineProcess, expected: Snapshot, dest: Path
+) -> SavedRdb:
+    """``SAVE`` the producer's dataset to ``dest``; where it holds hashes with field TTLs, also
+    a second file without them (this deletes them on the producer).
+
+    A file is loaded all or nothing: a consumer that cannot read a field TTL (Valkey 9 with
+    ``rdb-version-check relaxed`` on a Redis 7.4+ file) would otherwise hide the answer for
+    every other type.
+    """
+    path = save_rdb(conn, process, dest)
+    keys = tuple(field_ttl_keys(list(expected.keys)))
+    if not keys:
+        return SavedRdb(path, expected)
+    conn.call("DEL", *keys)
+    plain = Snapshot({k: v for k, v in expected.keys.items() if k not in keys})
+    plain_path = save_rdb(conn, process, dest.with_name(f"{dest.stem}-no-field-ttls.rdb"))
+    return SavedRdb(path, expected, keys, SavedRdb(plain_path, plain))
+
+
+def migrate_rdb(
+    spec: EngineSpec,
+    store: object,
+    saved: SavedRdb,
+    producer: str,
+    log_dir: Path,
+    timeout: float = 15.0,
+    relaxed: bool = False,
+) -> MigrationOutcome:
+    """:func:`load_rdb` of the file; a refused file that holds hashes with field TTLs is tried
+    once more without them, as replication does, and both answers are kept."""
+    first = load_rdb(spec, store, saved.path, saved.expected, producer, log_dir, timeout, relaxed)
+    plain = saved.without_field_ttls
+    if first.outcome != REFUSED or plain is None:
+        return first
+    second = load_rdb(spec, store, plain.path, plain.expected, producer, log_dir, timeout, relaxed)
+    first.extra["without_field_ttls"] = second.reason
+    if second.outcome not in (PASS, DIFFERENT):
+        return first
+    then = "it loads and is identical" if second.outcome == PASS else second.reason
+    return MigrationOutcome(
+        METHOD, producer, spec.id, SUBJECT, DIFFERENT,
+        f"refused at load with hashes with field TTLs ({first.error}); without them {then}",
+        error=first.error,
+        differences=[f"{k}: the file does not load with it" for k in saved.field_ttl_keys]
+        + second.differences,
+        extra={**first.extra, "without_field_ttls": second.reason},
+    )  # fmt: skip
 
 
 def rdb_version(path: Path) -> int:
@@ -79,7 +141,7 @@ def load_rdb(
                 extra["log"] = said[:6]
                 return outcome(REFUSED, f"refused at load: {said[0]}", error=said[0])
             return outcome(ERROR, f"did not start: {str(exc).splitlines()[0]}")
-        with connect(process) as conn:
+        with connect(process, timeout) as conn:
             actual = SnapshotReader(conn).snapshot()
         diff = compare(expected, actual)
         if diff.identical:

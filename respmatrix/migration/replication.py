@@ -18,6 +18,7 @@ from respmatrix.clients.resp import RespConnection
 from respmatrix.launcher import EngineProcess, parse_info
 from respmatrix.migration.dataset import write_dataset
 from respmatrix.migration.engines import (
+    StepTimeout,
     connect,
     engine_process,
     log_lines,
@@ -97,7 +98,8 @@ def _attempt(
             processes.append(replica)
         except Exception as exc:  # any start failure makes this pair unmeasurable
             return outcome(ERROR, f"could not start the servers: {str(exc).splitlines()[0]}"), []
-        with connect(primary) as a, connect(replica) as b:
+        # Above WAIT's own timeout, so WAIT answers before the socket gives up on it.
+        with connect(primary, 2 * timeout) as a, connect(replica, 2 * timeout) as b:
             # Diskless sync waits 5 s by default for more replicas to join; one is all there is.
             a.call("CONFIG", "SET", "repl-diskless-sync-delay", "0")
             if relaxed:
@@ -108,6 +110,8 @@ def _attempt(
             field_ttl_keys = [k for k in written if "field-ttl" in k]
             try:
                 return _sync(primary, replica, a, b, timeout, outcome), field_ttl_keys
+            except StepTimeout:
+                raise  # a server that is slow to answer has not refused anything
             except (ConnectionError, OSError) as exc:
                 # A server that exits while loading the sync (Valkey 8.1 with rdb-version-check
                 # relaxed, fed RDB 80) closes our connection; its log says why.
