@@ -251,6 +251,14 @@ class RespmatrixSession:
             provider=config.getoption("provider"),
             engine_images=images,
         )
+        if state.provider == "docker" and not hasattr(config, "workerinput"):
+            # one message for a missing daemon, not one failed item per case
+            from respmatrix.providers.docker import DockerUnavailableError, docker_client
+
+            try:
+                docker_client()
+            except DockerUnavailableError as exc:
+                raise pytest.UsageError(str(exc)) from None
         if state.out_dir is not None:
             from respmatrix.results import ResultsWriter
 

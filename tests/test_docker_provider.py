@@ -25,6 +25,7 @@ import pytest
 
 from respmatrix.catalog import EngineCatalog
 from respmatrix.clients.resp import RespConnection
+from respmatrix.datafiles import data_dir
 from respmatrix.launcher import EngineIdentityError, EngineStartError
 from respmatrix.pool import EnginePool
 from respmatrix.providers import images, ownership
@@ -272,6 +273,17 @@ def test_no_daemon_is_one_error(
         "--out", str(tmp_path), env={"DOCKER_HOST": dead},
     )  # fmt: skip
     _one_error(run, f"cannot reach the Docker daemon at {dead}: no such socket")
+    # the pytest plugin used directly says it once too, not once per case
+    plugin = subprocess.run(
+        [sys.executable, "-m", "pytest", str(data_dir("suites") / "strings"), "-p",
+         "no:cacheprovider", "--provider", "docker", "--engines", "valkey-9.1", "--clients",
+         "raw", "-q"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        env={**os.environ, "DOCKER_HOST": dead},
+    )  # fmt: skip
+    assert plugin.returncode == 4, plugin.stdout[-2000:]
+    assert f"ERROR: cannot reach the Docker daemon at {dead}" in plugin.stderr
+    assert "failed" not in plugin.stdout
     monkeypatch.setenv("DOCKER_HOST", dead)
     with pytest.raises(DockerUnavailableError, match="no such socket"):
         DockerEngine(catalog.get("valkey-9.1")).start()

@@ -120,7 +120,8 @@ def resolve_image(spec: EngineSpec, client: Any, override: str | None = None) ->
         raise ImageUnavailableError(
             f"{spec.id}: {absent} on this machine, and pulling {ref} failed: "
             f"{reason}; build a local image with `respmatrix engines build-image {spec.id}` or "
-            f"name one with --engine-image {spec.id}=IMAGE"
+            f"name one (--engine-image {spec.id}=IMAGE with run and pytest, --image IMAGE with "
+            "engines start)"
         ) from None
 
 
