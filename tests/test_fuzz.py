@@ -11,6 +11,7 @@ disagree (the normalisation hides ordering, cursors, randomness and timing, noth
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,8 +25,8 @@ from respmatrix.clients.resp import RespConnection
 from respmatrix.datafiles import load_validated
 from respmatrix.fuzz.classify import classify
 from respmatrix.fuzz.emit import emit_case
-from respmatrix.fuzz.features import features_of
-from respmatrix.fuzz.lockstep import Engine, Finding
+from respmatrix.fuzz.features import error_features, features_of
+from respmatrix.fuzz.lockstep import Engine, Finding, Lockstep, UnexplainedDifference
 from respmatrix.fuzz.normalise import normalise
 from respmatrix.fuzz.results import results_document
 from respmatrix.fuzz.runner import FuzzConfig, plan, run_fuzz
@@ -87,6 +88,16 @@ def test_only_undefined_order_is_normalised() -> None:
         ["LRANGE", "l", "0", "-1"], ["a", "b"]
     )
     assert normalise(["HMGET", "h", "a", "b"], ["1", None]) == ["1", None]
+
+
+def test_sort_is_compared_in_order_unless_it_does_not_sort() -> None:
+    # equal scores are ordered by their bytes on every engine: the order is part of the reply
+    for args in (["SORT", "l"], ["SORT", "l", "ALPHA"], ["SORT_RO", "l", "LIMIT", "0", "2"]):
+        assert normalise(args, ["1", "01"]) != normalise(args, ["01", "1"])
+    # BY a constant pattern does not sort: a set comes in hash-table order, a list in its own
+    nosort = ["SORT", "s", "BY", "nosort", "ALPHA"]
+    assert normalise(nosort, ["a", "b"], "set") == normalise(nosort, ["b", "a"], "set")
+    assert normalise(nosort, ["a", "b"], "list") != normalise(nosort, ["b", "a"], "list")
 
 
 def test_scan_cursors_random_picks_and_timings_keep_their_shape() -> None:
@@ -152,6 +163,28 @@ def test_a_difference_is_explained_only_along_the_registry_lines(specs: dict) ->
     assert classify({"other"}, specs, same, registry).kind == "same"
 
 
+def test_the_entry_named_is_the_one_whose_split_matches_the_replies(specs: dict) -> None:
+    # two entries apply to valkey-9.1; only one predicts the split seen (alphabetical order
+    # would name the other)
+    narrow = Divergence(
+        id="a-narrow", kind="divergent", features=("x-feature",),
+        ranges={"valkey": VersionRange.parse({"added": "9.0"})}, note="test",
+        source="https://valkey.io/",
+    )  # fmt: skip
+    wide = _entry("divergent", "x-feature", {"valkey": {"added": "8.0"}})
+    registry = DivergenceRegistry([narrow, wide])
+    split = {"redis-7.2": 1, "redis-8.2": 1, "valkey-8.0": 2, "valkey-9.1": 2}
+    verdict = classify({"x-feature"}, specs, split, registry)
+    assert verdict.kind == "explained"
+    assert verdict.explained == {
+        "valkey-8.0": ("divergent", "x-feature-entry"),
+        "valkey-9.1": ("divergent", "x-feature-entry"),
+    }
+    only_new = {"redis-7.2": 1, "redis-8.2": 1, "valkey-8.0": 3, "valkey-9.1": 2}
+    verdict = classify({"x-feature"}, specs, only_new, registry)
+    assert verdict.explained["valkey-9.1"] == ("divergent", "a-narrow")
+
+
 def test_an_unsupported_feature_is_expected_to_be_refused(specs: dict) -> None:
     registry = DivergenceRegistry(
         [_entry("unsupported", "newcmd", {"redis": False, "valkey": {"added": "9.0"}})]
@@ -183,10 +216,34 @@ def test_features_follow_option_words_and_registry_value_conditions() -> None:
     assert "getex-missing-key-arg-check" not in features_of(["GETEX", "k", "PX", "-1"], "string")
     assert "hexpire-wrongtype-arg-check" in features_of(["HEXPIRE", "k", "x"], "list")
     assert "hexpire-wrongtype-arg-check" not in features_of(["HEXPIRE", "k", "x"], "hash")
+    # an unknown key type (inside MULTI) may be any: the state-dependent tags are all there
+    assert "getex-missing-key-arg-check" in features_of(["GETEX", "k", "PX", "-1"])
+    assert "bitcount-wrongtype-arg-check" in features_of(["BITCOUNT", "k", "x"], "set")
+    assert "bitcount-wrongtype-arg-check" not in features_of(["BITCOUNT", "k", "x"], "string")
+    assert "sort-empty-string-score" in features_of(["SORT", "k"], "list", True)
+    assert "sort-empty-string-score" not in features_of(["SORT", "k"], "list", False)
+    assert "sort-empty-string-score" not in features_of(["SORT", "k", "ALPHA"], "list", True)
     assert "hgetex-missing-fields-arity" in features_of(["HGETEX", "h", "EX", "10", "f"])
     assert "hgetex-missing-fields-arity" not in features_of(
         ["HGETEX", "h", "EX", "10", "FIELDS", "1", "f"]
     )
+
+
+def test_tags_are_as_narrow_as_the_registry_entries() -> None:
+    past = "set-past-expire-stored"
+    assert past in features_of(["SET", "k", "v", "EXAT", "1"])
+    assert past in features_of(["SET", "k", "v", "PXAT", "1000", "GET"])
+    for options in (["EX", "3600"], ["PX", "10"], ["EXAT", "4102444800"], ["EX", "0"], ["EX"],
+                    ["EXAT", "x"], []):  # fmt: skip
+        assert past not in features_of(["SET", "k", "v", *options]), options
+    assert past not in features_of(["SET", "k", "EXAT", "v"])  # a value, not an option
+    assert "dump-payload-format" not in features_of(["DUMP", "k"], "none")
+    assert "dump-payload-format" in features_of(["DUMP", "k"], "list")
+    # register_function's error text: only when every engine refused a library using it
+    load = ["FUNCTION", "LOAD", "#!lua name=l\nredis.register_function('f', 1)"]
+    assert "lua-register-function-error" not in features_of(load)
+    assert "lua-register-function-error" in error_features(load, False)
+    assert "lua-register-function-error" not in error_features(["FUNCTION", "LOAD", "x"], False)
 
 
 def test_the_plan_is_fixed_by_the_configuration() -> None:
@@ -240,6 +297,98 @@ def test_the_same_seed_gives_the_same_scripts(pool: EnginePool) -> None:
     assert digests(8) != first
 
 
+REGISTERED_FINDINGS = [
+    # (family, setup, command, {engine: registry entry}) found by the fuzzer, registered by hand
+    ("strings", [], ["GETEX", "k1", "PX", "-5"], {"valkey-9.1": "getex-arg-check-before-lookup"}),
+    ("transactions", [["MULTI"], ["GETEX", "k2", "EX", "0"]], ["EXEC"],
+     {"valkey-9.1": "getex-arg-check-before-lookup"}),
+    ("bitmaps", [["SADD", "k1", "1"]], ["BITCOUNT", "k1", "x", "1"],
+     {"redis-7.2": "bitmap-missing-key-skips-arg-check"}),
+    ("bitmaps", [["ZADD", "k2", "17.5", "x"]], ["BITPOS", "k2", "0", "x"],
+     {"redis-7.2": "bitmap-missing-key-skips-arg-check"}),
+    ("keyspace", [["RPUSH", "k2", "", ""]], ["SORT", "k2"],
+     {"valkey-9.1": "valkey-ffc-float-parser"}),
+    ("hashes", [["ZADD", "k1", "0", "a"]], ["HEXPIRE", "k1", "abc", "FIELDS", "1", "f1"],
+     {"valkey-9.1": "hexpire-args-before-type-valkey", "redis-7.2": "hexpire-hash-field-ttl"}),
+    # Valkey aborts on the nested MULTI: that entry, not the GETEX one (alphabetically first)
+    ("transactions", [["MULTI"], ["GETEX", "k2", "EX", "0"], ["MULTI"], ["SET", "k1", "2", "EX"]],
+     ["EXEC"], {"valkey-9.1": "valkey-no-multi-aborts-transaction"}),
+]  # fmt: skip
+
+
+@pytest.mark.engines
+def test_registered_findings_are_explained_from_the_engines_state(pool: EnginePool) -> None:
+    # Through Lockstep.send: the key's type and content come from the engines, as in a run.
+    engines = engines_of(pool, ["redis-7.2", "redis-7.4", "valkey-9.1"])
+    lockstep = Lockstep(engines, DivergenceRegistry.load())
+    try:
+        for family, setup, command, expected in REGISTERED_FINDINGS:
+            lockstep.begin(family, 2)
+            for step in setup:
+                lockstep.send(step)
+            verdict = lockstep.send(command)
+            lockstep.end()
+            assert verdict.kind == "explained", (command, verdict.replies)
+            named = {label: entry for label, (_, entry) in verdict.explained.items()}
+            assert named == expected, (command, verdict.replies)
+    finally:
+        lockstep.close()
+
+
+@pytest.mark.engines
+def test_after_an_explained_transaction_the_engines_agree_again(pool: EnginePool) -> None:
+    # Valkey aborts the transaction (nested MULTI, registered) where Redis runs it and swaps
+    # k2 into database 1: the resync must undo that, not only delete k2 in database 0.
+    engines = engines_of(pool, ["redis-7.2", "valkey-9.1"])
+    lockstep = Lockstep(engines, DivergenceRegistry.load())
+    try:
+        lockstep.begin("transactions", 2)
+        verdicts = []
+        for command in (["MULTI"], ["SETNX", "k2", ""], ["SWAPDB", "0", "1"], ["MULTI"],
+                        ["EXEC"], ["SELECT", "1"], ["GET", "k2"], ["SELECT", "0"],
+                        ["GET", "k2"]):  # fmt: skip
+            try:
+                verdicts.append(lockstep.send(command, keys=["k2"]))
+            except UnexplainedDifference as exc:
+                pytest.fail(f"{command}: {exc}")
+        assert verdicts[4].kind == "explained"
+        assert [v.kind for v in verdicts[5:]] == ["same"] * 4
+        script = lockstep.example.commands
+        lockstep.end()
+        # the resync is part of the script, so a replay sees the same states
+        assert script[6:8] == [["FLUSHALL"], ["SELECT", "0"]]
+        assert [v.kind for v in lockstep.replay("transactions", 2, script)][5:] == ["same"] * 6
+    finally:
+        lockstep.close()
+
+
+@pytest.mark.engines
+def test_the_same_seed_and_database_give_the_same_run(pool: EnginePool, tmp_path: Path) -> None:
+    engines = engines_of(pool, ["redis-7.2", "valkey-9.1"])
+    empty = DivergenceRegistry([])  # every Valkey-only option becomes a finding to save
+    saved = tmp_path / "saved"
+    config = FuzzConfig(["strings"], protocols=[2], seed=1, examples=10, database_dir=saved)
+    assert run_fuzz(engines, empty, config).lockstep.findings
+    assert any(saved.rglob("*")), "failing examples are saved for the next run"
+
+    def run(database: Path | None, protocols: list[int]) -> tuple[list, list, list]:
+        if database is not None:
+            shutil.copytree(saved, database)  # the same database state for every run
+        config = FuzzConfig(["strings"], protocols=protocols, seed=5, examples=10,
+                            database_dir=database)  # fmt: skip
+        lockstep = run_fuzz(engines, empty, config).lockstep
+        findings = sorted((s, f.script) for s, f in lockstep.findings.items())
+        return lockstep.replay_digests, lockstep.example_digests, findings
+
+    first = run(tmp_path / "a", [2])
+    assert first[0], "the database's examples are replayed"
+    assert run(tmp_path / "b", [2]) == first
+    # the seed alone decides what is generated: the replays do not change it
+    assert run(None, [2])[1] == first[1]
+    # RESP3 has its own examples: the RESP2 ones are not replayed there
+    assert run(tmp_path / "c", [3])[0] == []
+
+
 @pytest.mark.engines
 def test_a_bounded_run_over_both_lines_reports_reproducible_scripts(
     pool: EnginePool, tmp_path: Path
@@ -286,9 +435,22 @@ def test_an_unexplained_difference_is_a_fail_with_a_replayable_script(
         assert {json.dumps(r, sort_keys=True) for r in (redis, valkey)} == {
             json.dumps(reply, sort_keys=True) for _, reply in finding.groups
         }
-    path = emit_case(outcome.lockstep, findings[0], tmp_path / "cases")
+    paths = [emit_case(outcome.lockstep, f, tmp_path / "cases") for f in findings]
+    path = paths[0]
     case = load_validated(path, "case.schema.yaml", "emitted case")
     assert path.parent.parent.name == "strings"
+    # a finding of the transactions machine on GETEX is a strings case, with its own claim
+    getex = [["FLUSHALL"], ["GETEX", "k2", "EX", "0"]]
+    other = Finding("transactions", "GETEX", 2, getex, ["getex"], {}, [])
+    again = Finding("transactions", "GETEX", 2, [getex[0], ["GETEX", "k1", "PX", "-5"]],
+                    ["getex"], {}, [])  # fmt: skip
+    emitted = [emit_case(outcome.lockstep, f, tmp_path / "cases") for f in (other, again)]
+    assert {p.parent.relative_to(tmp_path / "cases").as_posix() for p in emitted} == {
+        "strings/GETEX"
+    }
+    files = set(paths + emitted)  # the same script found by two machines is one case
+    claims = [load_validated(p, "case.schema.yaml", "case")["claim"] for p in files]
+    assert len(set(claims)) == len(claims) == len(files) > 1
     last = parse_script(findings[0].script)[-1]
     sent = [bytes.fromhex(a["hex"]) if isinstance(a, dict) else str(a).encode()
             for a in case["steps"][-1]["send"]]  # fmt: skip

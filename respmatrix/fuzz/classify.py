@@ -52,8 +52,11 @@ def classify(
     engines: Mapping[str, EngineSpec],
     replies: Mapping[str, Any],
     registry: DivergenceRegistry,
+    earlier: Mapping[str, set[str]] | None = None,
 ) -> Verdict:
-    """Compare normalised ``replies`` (engine label -> reply) of one step."""
+    """Compare normalised ``replies`` (engine label -> reply) of one step. ``earlier`` (engine
+    label -> entry ids) names the entries that explained the steps queued before an EXEC:
+    the cause of a transaction's different outcome is among them."""
     replies = dict(replies)
     if len({_key(r) for r in replies.values()}) <= 1:
         return Verdict("same", replies)
@@ -80,7 +83,9 @@ def classify(
             reference = Counter(_key(replies[r]) for r in rest).most_common(1)[0][0]
         for label in rest:
             if _key(replies[label]) != reference:
-                entry = _best_entry(entries[label])
+                alike = {other for other in replies if _key(replies[other]) == _key(replies[label])}
+                seen = (earlier or {}).get(label, set())
+                entry = _best_entry(entries[label], alike, engines, seen)
                 explained[label] = (entry.kind, entry.id)
     return Verdict("explained", replies, explained)
 
@@ -97,7 +102,22 @@ def _refusal(entries: list[Divergence], reply: Any) -> Divergence | None:
     return None
 
 
-def _best_entry(entries: list[Divergence]) -> Divergence:
-    """The entry named for a differing reply: a divergent one first, then by id."""
-    divergent = [e for e in entries if e.kind == "divergent"]
-    return sorted(divergent or entries, key=lambda e: e.id)[0]
+def _best_entry(
+    entries: list[Divergence],
+    alike: set[str],
+    engines: Mapping[str, EngineSpec],
+    earlier: set[str],
+) -> Divergence:
+    """The entry named for a differing reply, when several apply: the one whose prediction
+    matches what was seen. An entry predicts a difference on the engines it applies to, so the
+    best is the one that applies to exactly the engines that gave this reply (``alike``); then
+    one that already explained a step of the transaction on this engine (``earlier``); then the
+    one whose engines are closest to ``alike``; a divergent entry before an unsupported one;
+    and only then the id."""
+
+    def score(entry: Divergence) -> tuple[bool, bool, int, bool, str]:
+        predicted = {label for label, spec in engines.items() if entry.applies_to(spec)}
+        return (predicted != alike, entry.id not in earlier, len(predicted ^ alike),
+                entry.kind != "divergent", entry.id)  # fmt: skip
+
+    return min(entries, key=score)

@@ -32,14 +32,24 @@ def add_parser(commands: Any, handler: Any) -> None:
         "--budget",
         type=float,
         default=DEFAULT_BUDGET,
-        help=f"wall-clock seconds for generating (default: {DEFAULT_BUDGET:.0f})",
+        help=f"wall-clock seconds for replaying and generating (default: "
+        f"{DEFAULT_BUDGET:.0f}); where a run stops depends on the machine's speed, use "
+        "--examples for a bound that does not",
     )
-    fuzz.add_argument("--seed", type=int, default=0, help="the run's seed (default: 0)")
+    fuzz.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="the run's seed (default: 0): the same seed generates the same examples; the "
+        "example database's examples are replayed first, in a phase that depends on the "
+        "database only (its scripts are listed in results.json, fuzz.replayed)",
+    )
     fuzz.add_argument(
         "--examples",
         type=int,
         default=100,
-        help="examples per family and protocol, if the budget allows (default: 100)",
+        help="examples per family and protocol, if the budget allows (default: 100); with a "
+        "budget the run cannot reach, the same seed does the same work on any machine",
     )
     fuzz.add_argument("--protocols", default="2,3", help="2, 3 or 2,3 (default: 2,3)")
     fuzz.add_argument(
@@ -58,7 +68,8 @@ def add_parser(commands: Any, handler: Any) -> None:
     fuzz.add_argument(
         "--no-database",
         action="store_true",
-        help="do not read or write hypothesis's example database (in the respmatrix cache)",
+        help="do not read or write hypothesis's example database (in the respmatrix cache): "
+        "no replay phase, and nothing found is replayed first next time",
     )
     fuzz.add_argument(
         "--no-install", action="store_true", help="fail instead of installing missing engines"

@@ -1,6 +1,9 @@
 """Turning a fuzz finding into a case file for review (``respmatrix fuzz --emit-case DIR``).
 
-The case goes to ``DIR/<family>/<COMMAND>/fuzz-<digest>.yaml`` like the suites' own cases: every
+The case goes to ``DIR/<family>/<COMMAND>/fuzz-<command>-<digest>.yaml`` like the suites' own
+cases, the family being the one ``suites/families.yaml`` gives the command's COMMAND DOCS group
+(GETEX found by the transactions machine is a strings case), and the claim names the digest so
+that two findings on one command make two distinct claims. Every
 step of the minimal script, with the reply all engines agreed on, and the last step (where they
 disagree) expecting the reply of the largest group of engines. A comment block lists what each
 engine answered. Nothing is added to the registry: a reviewer decides whether this is a
@@ -16,7 +19,8 @@ from typing import Any
 
 import yaml
 
-from respmatrix.datafiles import load_validated
+from respmatrix.coverage import load_family_groups
+from respmatrix.datafiles import data_dir, load_validated
 from respmatrix.fuzz.classify import Verdict
 from respmatrix.fuzz.lockstep import Finding, Lockstep, preamble_of
 from respmatrix.fuzz.script import as_bytes
@@ -78,6 +82,11 @@ def _value(reply: Any) -> Any:
     return reply
 
 
+def finding_digest(finding: Finding) -> str:
+    """A short digest of the finding's script: its case file name and claim carry it."""
+    return hashlib.sha256(finding.script.encode()).hexdigest()[:8]
+
+
 def build_case(finding: Finding, verdicts: list[Verdict]) -> tuple[str, dict[str, Any]]:
     """The header comment and the case mapping for a finding."""
     head = len(preamble_of(finding.family, finding.protocol))
@@ -90,7 +99,8 @@ def build_case(finding: Finding, verdicts: list[Verdict]) -> tuple[str, dict[str
         steps.append(step)
     features = sorted(f for f in finding.features if _feature_ok(f)) or [finding.family]
     case: dict[str, Any] = {
-        "claim": f"{finding.command} answers the same on every engine (fuzz finding, review)",
+        "claim": f"{finding.command} answers the same on every engine "
+        f"(fuzz finding {finding_digest(finding)}, review)",
         "features": features,
         "protocols": [finding.protocol],
         "steps": steps,
@@ -125,14 +135,37 @@ def _feature_ok(feature: str) -> bool:
     return re.fullmatch(r"[a-z0-9][a-z0-9._-]*", feature) is not None
 
 
+def _docs_group(reply: Any) -> str | None:
+    """The ``group`` of a COMMAND DOCS reply (a RESP2 array of pairs or a RESP3 map)."""
+    docs = reply.get(next(iter(reply))) if isinstance(reply, dict) and reply else None
+    if isinstance(reply, list) and len(reply) == 2:
+        docs = reply[1]
+    if isinstance(docs, list):
+        docs = dict(zip(docs[::2], docs[1::2], strict=False))
+    group = docs.get("group") if isinstance(docs, dict) else None
+    return group if isinstance(group, str) else None
+
+
+def command_family(lockstep: Lockstep, command: str, default: str) -> str:
+    """The suites family of ``command``: its COMMAND DOCS group (asked of the run's engines,
+    the first that knows the command) through ``suites/families.yaml``; else ``default``."""
+    groups = load_family_groups(data_dir("suites"))
+    name = command.lower().replace(" ", "|")  # subcommands as COMMAND DOCS names them
+    for engine in lockstep.engines:
+        group = _docs_group(lockstep.connection(engine, 2).call("COMMAND", "DOCS", name))
+        if group is not None:
+            return groups.get(group, default)
+    return default
+
+
 def emit_case(lockstep: Lockstep, finding: Finding, folder: Path) -> Path:
     """Replay ``finding``, write its case file under ``folder`` and check it against the schema."""
     verdicts = lockstep.replay(finding.family, finding.protocol, finding.commands)
     comment, case = build_case(finding, verdicts)
-    digest = hashlib.sha256(finding.script.encode()).hexdigest()[:8]
     command = finding.command.replace(" ", "-")  # subcommands as the suites name them
     slug = command.lower().replace("_", "-")
-    path = folder / finding.family / command / f"fuzz-{slug}-{digest}.yaml"
+    family = command_family(lockstep, finding.command, finding.family)
+    path = folder / family / command / f"fuzz-{slug}-{finding_digest(finding)}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     text = comment + yaml.safe_dump(case, sort_keys=False, allow_unicode=True, width=100)
     path.write_text(text, encoding="utf-8")

@@ -5,11 +5,18 @@ carries (``set-ifeq``, ``zscan-noscores``). A few registry features depend on th
 than on the words (a negative field TTL, a hexadecimal score, a cursor with a leading space);
 ``_VALUE_FEATURES`` tags those. The tags only decide which registry entries may explain a
 difference; an entry still has to match exactly the engines that answered differently.
+
+Some tags depend on the state of the command's first key: its TYPE, and for a numeric SORT
+whether it holds an empty element. The lockstep asks the engines for them before sending the
+commands of ``KEY_STATE`` (see :meth:`Lockstep.features`). Inside MULTI the state at EXEC time
+is unknown (``None``): every state-dependent tag is then included, and the registry split still
+has to match the replies exactly.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -43,8 +50,33 @@ def _int(arg: Any) -> int | None:
         return None
 
 
-def features_of(args: Sequence[Any], key_type: str | None = None) -> set[str]:
-    """Feature names of one command; ``key_type`` is the TYPE of its first key, if known."""
+# Commands whose tags depend on their first key's state: the index of that key in the command.
+KEY_STATE = {
+    "OBJECT ENCODING": 2, "OBJECT REFCOUNT": 2, "BITCOUNT": 1, "BITPOS": 1, "GETEX": 1,
+    "DUMP": 1, "SORT": 1, "SORT_RO": 1, "HPERSIST": 1, "HEXPIRE": 1, "HPEXPIRE": 1,
+    "HEXPIREAT": 1, "HPEXPIREAT": 1,
+}  # fmt: skip
+
+
+def _may(key_type: str | None, *types: str) -> bool:
+    """Whether the key may be of one of ``types`` (an unknown type may be any)."""
+    return key_type is None or key_type in types
+
+
+def numeric_sort(args: Sequence[Any]) -> bool:
+    """A SORT that parses its elements as doubles (no ALPHA, no constant BY pattern)."""
+    upper = [_text(a).upper() for a in args[2:]]
+    if "ALPHA" in upper:
+        return False
+    by = upper.index("BY") if "BY" in upper else None
+    return by is None or (by + 1 < len(upper) and "*" in upper[by + 1])
+
+
+def features_of(
+    args: Sequence[Any], key_type: str | None = None, empty_element: bool | None = None
+) -> set[str]:
+    """Feature names of one command. ``key_type`` is the TYPE of its first key and
+    ``empty_element`` whether that key holds an empty element (SORT); ``None`` is unknown."""
     name = command_name(args)
     base = name.lower().replace(" ", "-")
     found = {base}
@@ -56,6 +88,9 @@ def features_of(args: Sequence[Any], key_type: str | None = None) -> set[str]:
     for predicate, feature in _VALUE_FEATURES.get(name, ()):
         if predicate(words, key_type):
             found.add(feature)
+    if name in ("SORT", "SORT_RO") and numeric_sort(args) and empty_element is not False:
+        # ffc (Valkey 9.1) refuses "" as a double where strtod reads 0
+        found.add("sort-empty-string-score")
     if name in HFE_ALL:
         found |= _hfe_features(name, words, key_type)
     if name in SCRIPT_CALLS and words:
@@ -90,21 +125,31 @@ def _value_features() -> dict[str, list[tuple[Callable[[list[str], str | None], 
             (lambda w, t, c=cursor: c(w, t)[:1].isspace(), "scan-cursor-leading-space"),
         ]
     table["SCAN"].append((lambda w, t: _after(w, "TYPE") not in _TYPES, "scan-type-unknown"))
-    string = (lambda _w, t: t == "string", "string-embstr-limit")
+    string = (lambda _w, t: _may(t, "string"), "string-embstr-limit")
     table["OBJECT ENCODING"] = [
         string,
-        (lambda _w, t: t == "string", "string-embstr-limit-128"),
-        (lambda _w, t: t == "hash", "object-encoding-hash-field-ttl"),
-        (lambda _w, t: t == "hash", "object-encoding-hfe-without-ttl"),
+        (lambda _w, t: _may(t, "string"), "string-embstr-limit-128"),
+        (lambda _w, t: _may(t, "hash"), "object-encoding-hash-field-ttl"),
+        (lambda _w, t: _may(t, "hash"), "object-encoding-hfe-without-ttl"),
     ]
-    table["OBJECT REFCOUNT"] = [(lambda _w, t: t == "string", "object-refcount-shared-integers")]
-    table["DUMP"] = [(lambda _w, _t: True, "dump-payload-format")]
-    table["FUNCTION DUMP"] = table["DUMP"]  # the same RDB version trailer
+    table["OBJECT REFCOUNT"] = [
+        (lambda _w, t: _may(t, "string"), "object-refcount-shared-integers")
+    ]
+    # a missing key dumps to nil everywhere: only a payload carries the RDB version
+    table["DUMP"] = [(lambda _w, t: t != "none", "dump-payload-format")]
+    table["FUNCTION DUMP"] = [(lambda _w, _t: True, "dump-payload-format")]
+    # Redis 7.2 looks the key up first: a missing key skips the argument check, another type
+    # answers WRONGTYPE (bitmap-missing-key-skips-arg-check)
+    other_type = ("list", "set", "zset", "hash", "stream")
     table["BITCOUNT"] = [
         (lambda w, _t: len(w) == 2, "bitcount-start-only"),
-        (lambda _w, t: t == "none", "bitcount-missing-key-arg-check"),
+        (lambda _w, t: _may(t, "none"), "bitcount-missing-key-arg-check"),
+        (lambda _w, t: _may(t, *other_type), "bitcount-wrongtype-arg-check"),
     ]
-    table["BITPOS"] = [(lambda _w, t: t == "none", "bitpos-missing-key-arg-check")]
+    table["BITPOS"] = [
+        (lambda _w, t: _may(t, "none"), "bitpos-missing-key-arg-check"),
+        (lambda _w, t: _may(t, *other_type), "bitpos-wrongtype-arg-check"),
+    ]
     table["LREM"] = [(lambda w, _t: len(w) > 1 and _int(w[1]) == -(2**63), "lrem-count-long-min")]
     xread_plus = (lambda w, _t: "+" in w, "xread-last-entry")
     table["XREAD"] = [
@@ -131,15 +176,29 @@ def _value_features() -> dict[str, list[tuple[Callable[[list[str], str | None], 
     table["XINFO STREAM"] = table["XINFO GROUPS"]
     # The fuzzer's own findings, registered by hand: tag them so a rerun explains them.
     table["GETEX"] = [
-        (lambda w, t: t == "none" and any(x.upper() in _TIMES for x in w),
+        (lambda w, t: _may(t, "none") and any(x.upper() in _TIMES for x in w),
          "getex-missing-key-arg-check"),
+        # the same check before the lookup, met on a key of another type (Valkey 9.1 answers
+        # the argument error, the others WRONGTYPE): no registry entry lists it yet
+        (lambda w, t: _may(t, *other_type) and any(x.upper() in _TIMES for x in w),
+         "getex-wrongtype-arg-check"),
     ]  # fmt: skip
     table["RESTORE"] = [(lambda w, _t: _rdb_version(w) == 0, "restore-rdb0-payload")]
-    table["FUNCTION LOAD"] = [(lambda _w, _t: True, "lua-register-function-error")]
-    table["SET"] = [
-        (lambda w, _t: any(x.upper() in _TIMES for x in w), "set-past-expire-stored"),
-    ]
+    # lua-register-function-error is a feature of FUNCTION LOAD's error text: error_features
+    table["SET"] = [(lambda w, _t: _set_in_the_past(w), "set-past-expire-stored")]
     return table
+
+
+def _set_in_the_past(words: list[str]) -> bool:
+    """SET with an EXAT/PXAT deadline at or before now (set-past-expire-not-stored). EX/PX
+    of 0 or less is refused by every engine, so only absolute times reach the store."""
+    upper = [w.upper() for w in words]
+    now_ms = time.time() * 1000
+    for index, word in enumerate(upper[2:-1], start=2):
+        number = _int(words[index + 1]) if word in ("EXAT", "PXAT") else None
+        if number is not None and 0 < number * (1000 if word == "EXAT" else 1) <= now_ms:
+            return True
+    return False
 
 
 _TIMES = {"EX", "PX", "EXAT", "PXAT"}
@@ -223,9 +282,9 @@ def _hfe_features(name: str, words: list[str], key_type: str | None) -> set[str]
         )
         if name == "HSETEX" and past:
             found |= {"hsetex-past-expiry-new-field", "hsetex-past-expiry-new-key"}
-    if name == "HPERSIST" and key_type not in (None, "hash", "none"):
+    if name == "HPERSIST" and key_type not in ("hash", "none"):
         found.add("hpersist-wrongtype")
-    if name in HFE_SET and key_type not in (None, "hash", "none"):
+    if name in HFE_SET and key_type not in ("hash", "none"):
         found.add("hexpire-wrongtype-arg-check")
     if name == "HGETEX" and "FIELDS" not in upper[1:]:
         found.add("hgetex-missing-fields-arity")
@@ -246,11 +305,19 @@ def _is_past(value: str, unit: str) -> bool:
     return number is not None and number < (10**9 if unit == "EXAT" else 10**12)
 
 
-def error_features(name: str, in_transaction: bool) -> set[str]:
+# Error features that say what a command refused inside MULTI does to the transaction (Valkey
+# aborts it): they carry to the EXEC. The others only describe the text of an error.
+TRANSACTION_REFUSALS = {"multi-nested", "watch-inside-multi"}
+
+
+def error_features(args: Sequence[Any], in_transaction: bool) -> set[str]:
     """Features of an error reply's text, added when every engine answered the step with an
     error: the registry words some messages differently by line (script errors, refusals
-    inside MULTI) without the command behaving differently."""
+    inside MULTI, register_function errors) without the command behaving differently."""
+    name = command_name(args)
     found = set()
+    if name == "FUNCTION LOAD" and any("register_function" in _text(a) for a in args[2:]):
+        found.add("lua-register-function-error")
     if name in SCRIPT_CALLS:
         found |= {"lua-error-format", "lua-noscript-command-error", "noscript-error"}
     if in_transaction:

@@ -4,8 +4,10 @@ One :class:`Lockstep` holds a raw RESP connection per engine. Every step is writ
 them before any reply is read, the replies are normalised and classified, and the step joins the
 current example's script. An unexplained difference raises :class:`UnexplainedDifference` (one
 subclass per family and command, so hypothesis shrinks each kind of failure on its own); an
-explained one is counted and the keys it touched are deleted on every engine (a recorded step of
-the script), so that later steps compare equal states again.
+explained one is counted and every engine is emptied and put back in database 0 (recorded steps
+of the script: FLUSHALL, the family's preamble, SELECT 0), so that later steps compare equal
+states again. Deleting only the keys the step named is not enough: a transaction one engine
+aborted and another ran may have moved data to another database (SWAPDB, MOVE, SELECT).
 """
 
 from __future__ import annotations
@@ -20,7 +22,13 @@ from typing import Any
 from respmatrix.catalog import EngineSpec
 from respmatrix.clients.resp import RespConnection
 from respmatrix.fuzz.classify import Verdict, classify
-from respmatrix.fuzz.features import error_features, features_of
+from respmatrix.fuzz.features import (
+    KEY_STATE,
+    TRANSACTION_REFUSALS,
+    error_features,
+    features_of,
+    numeric_sort,
+)
 from respmatrix.fuzz.normalise import SCANS, command_name, normalise
 from respmatrix.fuzz.script import as_bytes, format_script
 from respmatrix.registry import DivergenceRegistry
@@ -111,7 +119,8 @@ def preamble_of(family: str, protocol: int) -> list[list[Any]]:
     return [*head, ["FLUSHALL"], *PREAMBLE.get(family, [])]
 
 
-_TYPE_AWARE = {"OBJECT ENCODING", "OBJECT REFCOUNT", "BITCOUNT", "BITPOS", "HPERSIST"}
+# Where a SORT's key holds an empty element, by type: the probe and its "no" reply.
+_EMPTY_PROBES = {"list": ("LPOS", None), "set": ("SISMEMBER", 0), "zset": ("ZSCORE", None)}
 
 
 class Lockstep:
@@ -132,13 +141,19 @@ class Lockstep:
         self._conns: dict[tuple[str, int], RespConnection] = {}
         self.example: Example | None = None
         self.example_digests: list[str] = []  # one per example run, for determinism checks
+        # The runner's replay phase (the example database's examples): recorded apart, since
+        # it depends on the database's content and not on the seed.
+        self.replaying = False
+        self.replay_digests: list[str] = []
         self.findings: dict[str, Finding] = {}
         self.explained: dict[tuple[str, str, str], Explained] = {}
         self.steps = Counter[str]()  # family -> steps sent
         self.examples = Counter[str]()  # family -> examples run
         self._in_multi = False
-        self._queued: list[tuple[list[Any], set[str], list[Any]]] = []
-        self._pending_keys: list[Any] = []
+        self._queued: list[tuple[list[Any], set[str]]] = []
+        # engine label -> entries that explained a step queued in the current transaction
+        self._queued_entries: dict[str, set[str]] = {}
+        self._resync_pending = False
         # Differences found in earlier chunks: counted again, not raised (no second shrink).
         self.known_failures: set[str] = set()
 
@@ -161,7 +176,8 @@ class Lockstep:
         if not replay:
             self._check_budget()
         self._finish_example()
-        self._in_multi, self._queued, self._pending_keys = False, [], []
+        self._in_multi, self._queued, self._resync_pending = False, [], False
+        self._queued_entries = {}
         for engine in self.engines:
             conn = self.connection(engine, protocol)
             # RESET ends MULTI/WATCH/SELECT/tracking and returns to RESP2.
@@ -171,13 +187,15 @@ class Lockstep:
                 if isinstance(reply, RespError):
                     raise RuntimeError(f"{engine.label}: {' '.join(command)} failed: {reply}")
         self.example = Example(family, protocol, preamble_of(family, protocol), replay=replay)
-        if not replay:
+        if not replay and not self.replaying:
             self.examples[family] += 1
 
     def _finish_example(self) -> None:
         if self.example is not None and not self.example.replay:
             digest = hashlib.sha256(format_script(self.example.commands).encode()).hexdigest()
-            self.example_digests.append(f"{self.example.family}:{digest[:16]}")
+            example = self.example
+            digests = self.replay_digests if self.replaying else self.example_digests
+            digests.append(f"{example.family}:resp{example.protocol}:{digest[:16]}")
         self.example = None
 
     def end(self) -> None:
@@ -198,52 +216,74 @@ class Lockstep:
             raise BudgetExhausted()
 
     # -- steps ---------------------------------------------------------------------------------
+    def features(self, args: Sequence[Any]) -> tuple[set[str], str | None]:
+        """The features of ``args`` in the engines' current state, and its key's TYPE (None
+        inside MULTI or for a command whose features do not depend on it)."""
+        name = command_name(args)
+        at = KEY_STATE.get(name)
+        if at is None or len(args) <= at or self._in_multi:
+            # inside MULTI the state at EXEC time is unknown: features_of includes every tag
+            return features_of(args), None
+        key_type = self._key_type(args[at])
+        empty = None
+        if name in ("SORT", "SORT_RO") and numeric_sort(args):
+            empty = self._holds_empty_element(args[at], key_type)
+        return features_of(args, key_type, empty), key_type
+
     def send(self, args: Sequence[Any], keys: Sequence[Any] = ()) -> Verdict:
-        """Send one command to every engine, compare, record; raise if unexplained."""
+        """Send one command to every engine, compare, record; raise if unexplained.
+        (``keys``, the machine's key names, are no longer needed: a resync empties every
+        database.)"""
         assert self.example is not None, "begin() first"
         if not self.example.replay:
             self._check_budget()
         args = list(args)
         name = command_name(args)
-        key_type = None
-        if name in _TYPE_AWARE and len(args) > (2 if name.startswith("OBJECT") else 1):
-            key_type = self._key_type(args[2] if name.startswith("OBJECT") else args[1])
-        features = features_of(args, key_type)
+        features, key_type = self.features(args)
         queued_for_exec = list(self._queued) if name == "EXEC" else []
-        if name == "EXEC":
-            for _, queued_features, queued_keys in queued_for_exec:
-                features |= queued_features
-                keys = [*keys, *queued_keys]
+        for _, queued_features in queued_for_exec:
+            features |= queued_features
         replay = self.example.replay
         self.example.commands.append(args)
-        if not replay:
+        if not replay and not self.replaying:
             self.steps[self.example.family] += 1
         raw = self._round_trip(args)
         replies = {
-            label: self._normalise(args, reply, queued_for_exec) for label, reply in raw.items()
+            label: self._normalise(args, reply, queued_for_exec, key_type)
+            for label, reply in raw.items()
         }
+        queue_features = set(features)
         if all(isinstance(r, RespError) for r in raw.values()):
-            features |= error_features(name, self._in_multi)
-        verdict = classify(features, self.specs, replies, self.registry)
-        self._track_transaction(name, args, features, keys, raw)
+            refusal = error_features(args, self._in_multi)
+            features |= refusal
+            # what a refusal does to the transaction carries to its EXEC; its text does not
+            queue_features |= refusal & TRANSACTION_REFUSALS
+        features |= _exec_error_features(queued_for_exec, list(raw.values()))
+        earlier = self._queued_entries if name == "EXEC" else None
+        verdict = classify(features, self.specs, replies, self.registry, earlier)
+        queued = self._in_multi  # this step was queued (or refused) inside a transaction
+        self._track_transaction(name, args, queue_features, raw)
+        if queued and self._in_multi:
+            # every entry that may explain a queued step's difference may explain the EXEC's
+            for label in verdict.explained:
+                found = self.registry.applicable(features, self.specs[label])
+                self._queued_entries.setdefault(label, set()).update(e.id for e in found)
         if replay:
             return verdict
         if verdict.kind == "fail":
             self._record_failure(name, sorted(features), verdict)
-            if f"{self.example.family} {name}" in self.known_failures:
-                self._pending_keys.extend(keys)
-                if not self._in_multi:
-                    self._resync()
-                return verdict
-            raise difference_class(f"{self.example.family} {name}")(
-                f"{name}: the engines disagree: "
-                + "; ".join(f"{','.join(g)} -> {r!r}" for g, r in verdict.groups())
-            )
-        if verdict.kind == "explained":
+            if f"{self.example.family} {name}" not in self.known_failures:
+                raise difference_class(f"{self.example.family} {name}")(
+                    f"{name}: the engines disagree: "
+                    + "; ".join(f"{','.join(g)} -> {r!r}" for g, r in verdict.groups())
+                )
+        elif verdict.kind == "explained":
             self._record_explained(verdict)
-            self._pending_keys.extend(keys)
-            if not self._in_multi:
-                self._resync()
+        if verdict.kind != "same":
+            self._resync_pending = True
+        # once out of a transaction (now, or at the EXEC/DISCARD that ends it)
+        if self._resync_pending and not self._in_multi:
+            self._resync()
         return verdict
 
     def _round_trip(self, args: list[Any]) -> dict[str, Any]:
@@ -256,10 +296,12 @@ class Lockstep:
             conn.send(*args)
         return {label: conn.read_reply() for label, conn in conns}
 
-    def _normalise(self, args: list[Any], reply: Any, queued: list[Any]) -> Any:
+    def _normalise(
+        self, args: list[Any], reply: Any, queued: list[Any], key_type: str | None
+    ) -> Any:
         if queued and isinstance(reply, list) and len(reply) == len(queued):
             return [normalise(q[0], r) for q, r in zip(queued, reply, strict=True)]
-        return normalise(args, reply)
+        return normalise(args, reply, key_type)
 
     def _key_type(self, key: Any) -> str | None:
         if self._in_multi:
@@ -268,28 +310,33 @@ class Lockstep:
         reply = self.connection(self.engines[0], protocol).call("TYPE", key)
         return reply if isinstance(reply, str) else None
 
-    def _track_transaction(
-        self, name: str, args: list[Any], features: set[str], keys: Sequence[Any], raw: dict
-    ) -> None:
+    def _holds_empty_element(self, key: Any, key_type: str | None) -> bool | None:
+        probe = _EMPTY_PROBES.get(key_type or "")
+        if probe is None:
+            return False if key_type in ("none", "string") else None
+        protocol = self.example.protocol if self.example else 2
+        reply = self.connection(self.engines[0], protocol).call(probe[0], key, "")
+        return None if isinstance(reply, RespError) else reply != probe[1]
+
+    def _track_transaction(self, name: str, args: list[Any], features: set[str], raw: dict) -> None:
         ok = [not isinstance(r, RespError) for r in raw.values()]
         if name == "MULTI" and all(ok) and not self._in_multi:
-            self._in_multi, self._queued = True, []
+            self._in_multi, self._queued, self._queued_entries = True, [], {}
         elif name in ("EXEC", "DISCARD") and self._in_multi:
             self._in_multi, self._queued = False, []
         elif self._in_multi:
-            self._queued.append((args, features, list(keys)))
+            self._queued.append((args, features))
 
     def _resync(self) -> None:
-        """After an explained difference, delete what it touched so the states agree again."""
-        keys = list(dict.fromkeys(self._pending_keys))
-        self._pending_keys = []
-        if not keys:
-            return
-        command = ["DEL", *keys]
+        """After a difference, empty every engine and select database 0: the states agree
+        again whatever the step did (wrote, moved data between databases, changed the
+        selected one, loaded a library on one engine only)."""
+        self._resync_pending = False
         assert self.example is not None
-        self.example.commands.append(command)
-        # The counts may differ (a key one engine refused to create); the states agree after.
-        self._round_trip(command)
+        for command in resync_commands(self.example.family):
+            self.example.commands.append(command)
+            # replies may differ (a library one engine refused to load); the states agree after
+            self._round_trip(command)
 
     # -- records -------------------------------------------------------------------------------
     def _record_failure(self, name: str, features: list[str], verdict: Verdict) -> None:
@@ -306,6 +353,17 @@ class Lockstep:
             self.findings[signature] = finding
         else:
             known.seen += 1
+
+    def merge_finding(self, signature: str, finding: Finding) -> None:
+        """Add a finding of another phase: the shorter script is kept, the counts add up."""
+        known = self.findings.get(signature)
+        if known is None:
+            self.findings[signature] = finding
+        elif finding.size() < known.size():
+            finding.seen += known.seen
+            self.findings[signature] = finding
+        else:
+            known.seen += finding.seen
 
     def _record_explained(self, verdict: Verdict) -> None:
         assert self.example is not None
@@ -325,6 +383,23 @@ class Lockstep:
                 )  # fmt: skip
             known.engines |= labels
             known.count += 1
+
+
+def resync_commands(family: str) -> list[list[Any]]:
+    """The script lines that bring every engine back to the same (empty) state."""
+    return [["FLUSHALL"], *PREAMBLE.get(family, []), ["SELECT", "0"]]
+
+
+def _exec_error_features(queued: list[tuple[list[Any], set[str]]], raw: list[Any]) -> set[str]:
+    """EXEC: the error-text features of each queued command every engine answered with an
+    error (as :func:`error_features` does for a command sent alone)."""
+    if not queued or not all(isinstance(r, list) and len(r) == len(queued) for r in raw):
+        return set()
+    found: set[str] = set()
+    for index, (args, _) in enumerate(queued):
+        if all(isinstance(r[index], RespError) for r in raw):
+            found |= error_features(args, False)
+    return found
 
 
 def _full_scan(conn: RespConnection, args: list[Any], cursor_at: int) -> Any:

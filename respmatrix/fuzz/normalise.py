@@ -60,8 +60,16 @@ def _has(args: Sequence[Any], word: str) -> bool:
     return any(_text(a).upper() == word for a in args[1:])
 
 
-def normalise(args: Sequence[Any], reply: Any) -> Any:
-    """The comparable form of ``reply`` to the command ``args``."""
+def _constant_by(args: Sequence[Any]) -> bool:
+    """SORT ... BY <pattern without *>: no sorting, the elements come in the key's order."""
+    words = [_text(a).upper() for a in args[2:]]
+    return any(w == "BY" and i + 1 < len(words) and "*" not in words[i + 1]
+               for i, w in enumerate(words))  # fmt: skip
+
+
+def normalise(args: Sequence[Any], reply: Any, key_type: str | None = None) -> Any:
+    """The comparable form of ``reply`` to the command ``args``; ``key_type`` is the TYPE of
+    its key when the order of the reply depends on it (SORT BY nosort), None if unknown."""
     name = command_name(args)
     if isinstance(reply, RespError):
         return plain(reply)
@@ -75,8 +83,10 @@ def normalise(args: Sequence[Any], reply: Any) -> Any:
         return _records(plain(reply))
     if name == "SPOP" and _is_array(reply):
         return _unordered(reply)
-    if name in {"SORT", "SORT_RO"} and not _has(args, "ALPHA") and _is_array(reply):
-        # numeric sort keeps equal scores in whatever order the source gave them
+    # SORT orders equal scores by their bytes, so its order is defined, except without
+    # sorting (a BY pattern without *), where a set comes in its hash table's order
+    unsorted = name in {"SORT", "SORT_RO"} and _constant_by(args) and key_type in (None, "set")
+    if unsorted and _is_array(reply):
         return _unordered(reply)
     if name in UNORDERED and _is_array(reply):
         return _unordered(reply)

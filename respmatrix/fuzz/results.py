@@ -115,6 +115,8 @@ def results_document(
         "stopped_by_budget": outcome.stopped_by_budget,
         "examples_run": sum(lockstep.examples.values()),
         "steps_run": sum(lockstep.steps.values()),
+        # the example database's replays (before generating; they do not depend on the seed)
+        "replayed": list(lockstep.replay_digests),
         "errors": outcome.errors,
     }
     return doc

@@ -1,10 +1,16 @@
 """A fuzz run: which machines run, on which protocol, with which seed, until when.
 
-Every (family, protocol) pair runs in chunks of ``CHUNK`` examples, round robin, each chunk with
-a seed derived from the run's seed, so a seed always produces the same scripts in the same order
-and a budget only cuts the list short. Hypothesis keeps failing examples in its example database
-(``<cache>/fuzz/examples``); the first chunk of each pair replays them before generating.
-A difference already found in an earlier chunk is counted, not shrunk again.
+A run has two phases. First, when there is an example database (``<cache>/fuzz/examples``,
+where hypothesis keeps failing examples, keyed per machine and protocol), its examples are
+replayed, pair by pair, with a fixed seed: this phase depends on the database's content, never
+on the run's seed, and each replayed script's digest is recorded (``Lockstep.replay_digests``).
+Then every (family, protocol) pair generates in chunks of ``CHUNK`` examples, round robin, each
+chunk with a seed derived from the run's seed and without reading the database, so a seed
+always produces the same scripts in the same order whatever the database holds, and a budget
+only cuts the list short (``--examples`` bounds the work independently of the machine's speed).
+The generation phase starts from a clean record: the replays' findings are merged in at the end,
+so they cannot change what it does. A difference already found in an earlier chunk of a phase is
+counted, not shrunk again.
 """
 
 from __future__ import annotations
@@ -16,13 +22,20 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import platformdirs
 from hypothesis import HealthCheck, Phase, Verbosity, settings
-from hypothesis.database import DirectoryBasedExampleDatabase
+from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 from hypothesis.stateful import run_state_machine_as_test
 
-from respmatrix.fuzz.lockstep import BudgetExhausted, Engine, Lockstep, UnexplainedDifference
+from respmatrix.fuzz.lockstep import (
+    BudgetExhausted,
+    Engine,
+    Finding,
+    Lockstep,
+    UnexplainedDifference,
+)
 from respmatrix.fuzz.machines import MACHINES
 from respmatrix.fuzz.minimise import minimise
 from respmatrix.registry import DivergenceRegistry
@@ -32,6 +45,28 @@ if sys.version_info < (3, 11):  # pragma: no cover
 
 CHUNK = 10  # examples per chunk
 STEPS = 25  # most steps per example
+REPLAY_SEED = 0  # the replay phase's seed: the same whatever the run's
+
+
+class ProtocolDatabase(ExampleDatabase):
+    """The example database under keys of one protocol: hypothesis keys examples by machine,
+    and the RESP2 and RESP3 runs of a machine must not replay each other's examples."""
+
+    def __init__(self, inner: ExampleDatabase, protocol: int) -> None:
+        super().__init__()
+        self.inner, self.prefix = inner, f"resp{protocol}:".encode()
+
+    def save(self, key: bytes, value: bytes) -> None:
+        self.inner.save(self.prefix + key, value)
+
+    def fetch(self, key: bytes) -> Any:
+        return self.inner.fetch(self.prefix + key)
+
+    def delete(self, key: bytes, value: bytes) -> None:
+        self.inner.delete(self.prefix + key, value)
+
+    def move(self, src: bytes, dest: bytes, value: bytes) -> None:
+        self.inner.move(self.prefix + src, self.prefix + dest, value)
 
 
 def default_database_dir() -> Path:
@@ -91,43 +126,65 @@ def run_fuzz(
     lockstep = Lockstep(engines, registry, deadline)
     database = DirectoryBasedExampleDatabase(config.database_dir) if config.database_dir else None
     stopped, chunks, errors = False, 0, []
-    try:
-        for family, protocol, index, size in plan(config):
-            machine = MACHINES[family]
-            machine.lockstep, machine.protocol = lockstep, protocol
-            machine._hypothesis_internal_use_seed = chunk_seed(config.seed, family, protocol, index)
-            lockstep.known_failures = set(lockstep.findings)
-            phases = [Phase.explicit, Phase.generate, Phase.shrink]
-            if index == 0:
-                phases.insert(1, Phase.reuse)
-            chosen = settings(
-                max_examples=size,
-                stateful_step_count=STEPS,
-                deadline=None,
-                database=database,
-                phases=phases,
-                suppress_health_check=list(HealthCheck),
-                report_multiple_bugs=True,
-                verbosity=Verbosity.quiet,
-                print_blob=False,
+
+    def run_chunk(family: str, protocol: int, label: str, seed: int, **chosen: Any) -> bool:
+        """One hypothesis run of a machine; False when the budget is spent."""
+        machine = MACHINES[family]
+        machine.lockstep, machine.protocol = lockstep, protocol
+        machine._hypothesis_internal_use_seed = seed
+        lockstep.known_failures = set(lockstep.findings)
+        chosen = settings(
+            stateful_step_count=STEPS,
+            deadline=None,
+            database=ProtocolDatabase(database, protocol) if database else None,
+            suppress_health_check=list(HealthCheck),
+            report_multiple_bugs=True,
+            verbosity=Verbosity.quiet,
+            print_blob=False,
+            **chosen,
+        )
+        try:
+            run_state_machine_as_test(machine, settings=chosen)
+        except BudgetExhausted:
+            return False
+        except (UnexplainedDifference, BaseExceptionGroup):
+            pass  # recorded by the lockstep as it happened
+        except Exception as exc:  # a flaky replay and the like: note it, go on
+            errors.append(f"{family} resp{protocol} {label}: {type(exc).__name__}: {exc}")
+        finally:
+            lockstep.end()
+        if progress:
+            progress(
+                f"{family} resp{protocol} {label}: "
+                f"{len(lockstep.findings)} unexplained, {len(lockstep.explained)} explained"
             )
-            try:
-                run_state_machine_as_test(machine, settings=chosen)
-            except BudgetExhausted:
+        return True
+
+    try:
+        replayed: dict[str, Finding] = {}
+        if database is not None:
+            lockstep.replaying = True
+            for family in config.families:
+                for protocol in config.protocols:
+                    seed = chunk_seed(REPLAY_SEED, family, protocol, -1)
+                    # max_examples bounds how many non-minimal examples hypothesis samples
+                    if not run_chunk(family, protocol, "replay", seed, max_examples=CHUNK,
+                                     phases=[Phase.reuse, Phase.shrink]):  # fmt: skip
+                        stopped = True
+                        break
+                if stopped:
+                    break
+            lockstep.replaying = False
+            replayed, lockstep.findings = lockstep.findings, {}
+        for family, protocol, index, size in [] if stopped else plan(config):
+            seed = chunk_seed(config.seed, family, protocol, index)
+            if not run_chunk(family, protocol, f"chunk {index}", seed, max_examples=size,
+                             phases=[Phase.explicit, Phase.generate, Phase.shrink]):  # fmt: skip
                 stopped = True
                 break
-            except (UnexplainedDifference, BaseExceptionGroup):
-                pass  # recorded by the lockstep as it happened
-            except Exception as exc:  # a flaky replay and the like: note it, go on
-                errors.append(f"{family} resp{protocol} chunk {index}: {type(exc).__name__}: {exc}")
-            finally:
-                lockstep.end()
             chunks += 1
-            if progress:
-                progress(
-                    f"{family} resp{protocol} chunk {index}: "
-                    f"{len(lockstep.findings)} unexplained, {len(lockstep.explained)} explained"
-                )
+        for signature, finding in replayed.items():
+            lockstep.merge_finding(signature, finding)
         # Outside the budget on purpose: a finding is worth its few hundred replays.
         for finding in lockstep.findings.values():
             finding.reproduced = minimise(lockstep, finding)
