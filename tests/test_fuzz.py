@@ -387,6 +387,10 @@ def test_the_same_seed_and_database_give_the_same_run(pool: EnginePool, tmp_path
     assert run(None, [2])[1] == first[1]
     # RESP3 has its own examples: the RESP2 ones are not replayed there
     assert run(tmp_path / "c", [3])[0] == []
+    # a database with nothing saved replays nothing, and that is no harness error
+    config = FuzzConfig(["strings"], protocols=[3], seed=5, examples=5,
+                        database_dir=tmp_path / "empty")  # fmt: skip
+    assert run_fuzz(engines, empty, config).errors == []
 
 
 @pytest.mark.engines
