@@ -289,3 +289,9 @@ def test_engines_start_serves_until_interrupted() -> None:
     assert proc.returncode == 0 and "redis-7.4 stopped" in out
     with pytest.raises(OSError):
         RespConnection("127.0.0.1", port, timeout=1)
+
+
+def test_auto_workers_is_one_more_than_the_usable_cores() -> None:
+    from respmatrix.cli import default_workers
+
+    assert default_workers() == len(os.sched_getaffinity(0)) + 1
