@@ -58,6 +58,9 @@ class ResultsWriter:
         self._write({"type": "divergence", **entry})
 
     def result(self, record: dict[str, Any]) -> None:
+        # Each worker checks its own rows as it writes them (in parallel, while other workers
+        # wait on servers); the merge then checks only the rest of the document.
+        validate_row(record, str(self.path))
         self._write({"type": "result", **record})
 
     def close(self) -> None:
@@ -91,7 +94,7 @@ def merge_parts(out_dir: Path) -> Path:
     """Fold ``<out_dir>/.parts`` into ``<out_dir>/results.json``, then remove the parts."""
     parts = out_dir / ".parts"
     target = out_dir / "results.json"
-    write(read_parts(parts), target)
+    write(read_parts(parts), target, rows_checked=True)
     # The merged file now holds everything the parts did; if writing it had failed,
     # the parts would still be on disk.
     shutil.rmtree(parts, ignore_errors=True)
@@ -162,6 +165,22 @@ def validate(doc: dict[str, Any], where: str = "results") -> None:
         ) from None
 
 
+@cache
+def _row_validator() -> Any:
+    schema = _schema()
+    return jsonschema.validators.validator_for(schema)(schema["properties"]["results"]["items"])
+
+
+def validate_row(record: dict[str, Any], where: str = "results") -> None:
+    """Raise :class:`ResultsFileError` if one result row does not follow the results schema."""
+    error = jsonschema.exceptions.best_match(_row_validator().iter_errors(record))
+    if error is not None:
+        path = "/".join(str(p) for p in error.absolute_path) or "/"
+        raise ResultsFileError(
+            f"{where}: a result not valid for {SCHEMA_ID} at {path}: {error.message}"
+        )
+
+
 # Files this process wrote (and validated) itself, by path: their size and mtime then. A run
 # renders the file it has just merged; validating a few hundred thousand rows a second time
 # would take about a minute for the whole matrix and could not find anything new.
@@ -189,9 +208,10 @@ def load(path: Path) -> dict[str, Any]:
     return doc
 
 
-def write(doc: dict[str, Any], path: Path) -> None:
-    """Validate and write atomically (a reader never sees half a file)."""
-    validate(doc, str(path))
+def write(doc: dict[str, Any], path: Path, *, rows_checked: bool = False) -> None:
+    """Validate and write atomically (a reader never sees half a file). ``rows_checked``: the
+    result rows were validated one by one as they were written (``ResultsWriter``)."""
+    validate({**doc, "results": []} if rows_checked else doc, str(path))
     if path.is_dir():
         raise ResultsFileError(f"{path}: is a folder; give the results file's path")
     path.parent.mkdir(parents=True, exist_ok=True)

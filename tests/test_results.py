@@ -68,6 +68,25 @@ def test_writer_streams_and_a_torn_line_is_skipped(tmp_path: Path) -> None:
     assert [r["case"] for r in merged["results"]] == ["a/x"]
 
 
+def test_rows_are_checked_as_workers_write_them_and_the_merge_checks_the_rest(
+    tmp_path: Path,
+) -> None:
+    writer = results.ResultsWriter(tmp_path / ".parts", "gw0")
+    bad = {**result("a/x", "valkey-9.1"), "outcome": "maybe"}
+    with pytest.raises(results.ResultsFileError, match=r"a result not valid .* at outcome"):
+        writer.result(bad)
+    assert "maybe" not in writer.path.read_text(), "a bad row is never written"
+    writer.result(result("a/x", "valkey-9.1"))
+    # an engine record the schema refuses is caught by the merge, which checks all but the rows
+    writer.engine(
+        "valkey-9.1", {"line": "keydb", "version": "9.1.2", "build": "b", "provider": "binary"}
+    )
+    writer.close()
+    with pytest.raises(results.ResultsFileError, match=r"engines/valkey-9.1/line"):
+        results.merge_parts(tmp_path)
+    assert (tmp_path / ".parts").exists(), "nothing is lost when the merge refuses"
+
+
 def test_malformed_files_give_one_clear_error(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
