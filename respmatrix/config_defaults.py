@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from respmatrix.clients.resp import RespConnection
 
@@ -60,8 +61,7 @@ def partial_parameters(configs: Mapping[str, Mapping[str, str]]) -> dict[str, li
     return {name: ids for name, ids in having.items() if len(ids) < len(engines)}
 
 
-def engine_configs(doc: Mapping[str, object]) -> dict[str, Mapping[str, str]]:
+def engine_configs(doc: Mapping[str, Any]) -> dict[str, Mapping[str, str]]:
     """Engine id -> recorded config, for the engines of a results document that have one."""
     engines = doc.get("engines", {})
-    assert isinstance(engines, Mapping)
     return {e: facts["config"] for e, facts in engines.items() if facts.get("config")}

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 # A blocking command times out on the server's cron tick (1000/hz ms): at the default hz 10 a
 # 0.01 s BLPOP answers after ~100 ms, and every client mode pays that again. At hz 100 it is
 # ~10 ms. No reply changes: cases that depend on lazy expiry turn active expiry off themselves,
-# and the config-defaults tables come from engines started without options.
+# and the recorded config leaves hz out (config_defaults.HARNESS_SET).
 SUITE_SERVER_ARGS = ("--hz", "100")
 
 

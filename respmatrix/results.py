@@ -159,10 +159,12 @@ def validate(doc: dict[str, Any], where: str = "results") -> None:
     try:
         jsonschema.validate(doc, _schema())
     except jsonschema.ValidationError as exc:
-        path = "/".join(str(p) for p in exc.absolute_path) or "/"
-        raise ResultsFileError(
-            f"{where}: not a valid {SCHEMA_ID} file at {path}: {exc.message}"
-        ) from None
+        raise ResultsFileError(f"{where}: not a valid {SCHEMA_ID} file at {_at(exc)}") from None
+
+
+def _at(error: jsonschema.ValidationError) -> str:
+    """Where in the document, and what is wrong there."""
+    return f"{'/'.join(str(p) for p in error.absolute_path) or '/'}: {error.message}"
 
 
 @cache
@@ -175,10 +177,7 @@ def validate_row(record: dict[str, Any], where: str = "results") -> None:
     """Raise :class:`ResultsFileError` if one result row does not follow the results schema."""
     error = jsonschema.exceptions.best_match(_row_validator().iter_errors(record))
     if error is not None:
-        path = "/".join(str(p) for p in error.absolute_path) or "/"
-        raise ResultsFileError(
-            f"{where}: a result not valid for {SCHEMA_ID} at {path}: {error.message}"
-        )
+        raise ResultsFileError(f"{where}: a result not valid for {SCHEMA_ID} at {_at(error)}")
 
 
 # Files this process wrote (and validated) itself, by path: their size and mtime then. A run

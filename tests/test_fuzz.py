@@ -348,7 +348,7 @@ def test_after_an_explained_transaction_the_engines_agree_again(pool: EnginePool
                         ["EXEC"], ["SELECT", "1"], ["GET", "k2"], ["SELECT", "0"],
                         ["GET", "k2"]):  # fmt: skip
             try:
-                verdicts.append(lockstep.send(command, keys=["k2"]))
+                verdicts.append(lockstep.send(command))
             except UnexplainedDifference as exc:
                 pytest.fail(f"{command}: {exc}")
         assert verdicts[4].kind == "explained"

@@ -230,10 +230,8 @@ class Lockstep:
             empty = self._holds_empty_element(args[at], key_type)
         return features_of(args, key_type, empty), key_type
 
-    def send(self, args: Sequence[Any], keys: Sequence[Any] = ()) -> Verdict:
-        """Send one command to every engine, compare, record; raise if unexplained.
-        (``keys``, the machine's key names, are no longer needed: a resync empties every
-        database.)"""
+    def send(self, args: Sequence[Any]) -> Verdict:
+        """Send one command to every engine, compare, record; raise if unexplained."""
         assert self.example is not None, "begin() first"
         if not self.example.replay:
             self._check_budget()

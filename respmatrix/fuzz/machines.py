@@ -43,7 +43,7 @@ class LockstepMachine(RuleBasedStateMachine):
     def command(self, data: st.DataObject, key: str, other: str) -> None:
         make = data.draw(st.sampled_from(self.commands), label="command")
         args = make(data.draw, key, other)
-        self.lockstep.send(args, keys=[key, other])
+        self.lockstep.send(args)
 
     def teardown(self) -> None:
         self.lockstep.end()
