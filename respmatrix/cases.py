@@ -112,6 +112,10 @@ class Step:
     alternatives: dict[str, dict[str, Any]] = field(default_factory=dict)
     call: str | None = None  # typed-API step: the client method to call
     kwargs: dict[str, Any] = field(default_factory=dict)
+    # expectation() by (protocol, divergence): asked for every step through every client mode
+    _expectations: dict[tuple[int, str | None], Expectation] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def alternative_for(self, divergence: str, protocol: int) -> dict[str, Any] | None:
         """The alternative this step states for ``divergence`` under ``protocol``, if any.
@@ -129,9 +133,13 @@ class Step:
         return alternative
 
     def expectation(self, protocol: int, divergence: str | None = None) -> Expectation:
-        raw = self.alternatives[divergence] if divergence else self.raw
-        unordered = bool(raw.get("unordered", self.raw.get("unordered", False)))
-        return Expectation.from_step(raw, protocol, unordered)
+        found = self._expectations.get((protocol, divergence))
+        if found is None:
+            raw = self.alternatives[divergence] if divergence else self.raw
+            unordered = bool(raw.get("unordered", self.raw.get("unordered", False)))
+            found = Expectation.from_step(raw, protocol, unordered)
+            self._expectations[protocol, divergence] = found
+        return found
 
 
 @dataclass(frozen=True)

@@ -68,9 +68,12 @@ class CaseItem(pytest.Item):
         from respmatrix.plugin import SESSION_KEY
 
         session = self.config.stash[SESSION_KEY]
-        self.outcomes = [
-            (target, _run_through(session, self.case, target)) for target in self.targets
-        ]
+        try:
+            self.outcomes = [
+                (target, _run_through(session, self.case, target)) for target in self.targets
+            ]
+        finally:
+            session.flush_results()
         failures = [(t, o) for t, o in self.outcomes if o.outcome in ("fail", "error")]
         if failures:
             raise CaseFailed(failures)

@@ -8,6 +8,7 @@ engines start, and client libraries are imported, only when a test needs them.
 from __future__ import annotations
 
 import functools
+import gc
 import os
 import shutil
 from collections.abc import Iterator
@@ -368,6 +369,11 @@ class RespmatrixSession:
             }
         )
 
+    def flush_results(self) -> None:
+        """Put the rows recorded so far on disk (after each item)."""
+        if self.writer is not None:
+            self.writer.flush()
+
     def record_python_test(self, item: pytest.Item, target: Any, report: pytest.TestReport) -> None:
         if report.when == "call" or (report.when == "setup" and not report.passed):
             outcome = "pass" if report.passed else "skipped" if report.skipped else "fail"
@@ -388,6 +394,7 @@ class RespmatrixSession:
                     "detail": {"message": str(report.longrepr)[-2000:]} if report.failed else {},
                 }
             )
+            self.writer.flush()
 
     def finish(self) -> None:
         from respmatrix import results
@@ -396,6 +403,10 @@ class RespmatrixSession:
             self.writer.close()
         assert self.out_dir is not None
         results.merge_parts(self.out_dir)
+        # The merged document stays in memory for the CLI to render (results.load). pytest's
+        # last gc.collect() would walk its millions of objects (over a second for the whole
+        # matrix) for nothing: parsed JSON holds no reference cycles.
+        gc.freeze()
 
     def close(self) -> None:
         if self._pool is not None:

@@ -155,6 +155,9 @@ class DivergenceRegistry:
         self.entries = {e.id: e for e in entries}
         self._converters = [e for e in self.entries.values() if e.converts]
         self._by_feature: dict[str, list[Divergence]] = {}
+        # applicable() answers, by what they depend on: every case asks once per client mode
+        # and engine, and the answer never changes during a run.
+        self._applicable: dict[tuple[Any, ...], tuple[Divergence, ...]] = {}
         for entry in self.entries.values():
             for feature in entry.features:
                 self._by_feature.setdefault(feature, []).append(entry)
@@ -198,14 +201,23 @@ class DivergenceRegistry:
     ) -> list[Divergence]:
         """Entries touching any of ``features`` that predict a difference on ``engine``
         (client entries only when ``client`` is given and they name it)."""
-        found: dict[str, Divergence] = {
-            e.id: e for e in self._converters if e.applies_to(engine, client)
-        }
-        for feature in features:
-            for entry in self._by_feature.get(feature, ()):
-                if entry.applies_to(engine, client):
-                    found[entry.id] = entry
-        return list(found.values())
+        features = tuple(features)
+        key = (
+            features,
+            engine.line,
+            engine.version,
+            tuple(sorted(engine.loaded_modules.items())),
+            client,
+        )
+        found = self._applicable.get(key)
+        if found is None:
+            entries = {e.id: e for e in self._converters if e.applies_to(engine, client)}
+            for feature in features:
+                for entry in self._by_feature.get(feature, ()):
+                    if entry.applies_to(engine, client):
+                        entries[entry.id] = entry
+            found = self._applicable[key] = tuple(entries.values())
+        return list(found)
 
     def get(self, divergence_id: str) -> Divergence:
         return self.entries[divergence_id]
