@@ -85,14 +85,15 @@ def _typed_arg(client: ClientAdapter, arg: Any, variables: dict[str, Any]) -> An
     return resolve_args((arg,), variables)[0]
 
 
-@cache
-def _package_version(adapter: type[ClientAdapter]) -> str | None:
-    return adapter.package_version()
-
-
 def client_ref(client: ClientAdapter) -> ClientRef:
     """Who answers through ``client``: its mode, package version and protocol."""
-    return ClientRef(client.client_id, _package_version(type(client)), client.protocol)
+    return _client_ref(type(client), client.protocol)
+
+
+@cache
+def _client_ref(adapter: type[ClientAdapter], protocol: int) -> ClientRef:
+    # asked once per case and client mode; the package version is read from its metadata once
+    return ClientRef(adapter.client_id, adapter.package_version(), protocol)
 
 
 def _send(client: ClientAdapter, step: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
