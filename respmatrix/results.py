@@ -100,8 +100,8 @@ def merge_parts(out_dir: Path) -> Path:
     target = out_dir / "results.json"
     doc = read_parts(parts)
     write(doc, target, rows_checked=True)
-    _written.clear()  # one document held at a time
-    _written[target.resolve()] = (_stamp(target), doc)
+    global _merged
+    _merged = (target.resolve(), _stamp(target), doc)
     # The merged file now holds everything the parts did; if writing it had failed,
     # the parts would still be on disk.
     shutil.rmtree(parts, ignore_errors=True)
@@ -190,7 +190,7 @@ def validate_row(record: dict[str, Any], where: str = "results") -> None:
 # size and mtime then and its document: read back unchanged, it is that document. Parsing and
 # checking 400,000 rows again (about 10 s for the whole matrix) could not find anything new.
 # Parts are read with json.loads, so the document holds only what JSON gives back.
-_written: dict[Path, tuple[tuple[int, int], dict[str, Any]]] = {}
+_merged: tuple[Path, tuple[int, int], dict[str, Any]] | None = None
 
 
 def _stamp(path: Path) -> tuple[int, int]:
@@ -201,9 +201,8 @@ def _stamp(path: Path) -> tuple[int, int]:
 def load(path: Path) -> dict[str, Any]:
     """Read and validate a results file, with one clear message when it is malformed."""
     try:
-        stamp, doc = _written.get(path.resolve(), (None, None))
-        if doc is not None and stamp == _stamp(path):
-            return doc
+        if _merged is not None and _merged[0] == path.resolve() and _merged[1] == _stamp(path):
+            return _merged[2]
         doc = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ResultsFileError(f"{path}: no such results file") from None

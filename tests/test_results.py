@@ -111,3 +111,18 @@ def test_a_file_changed_after_this_process_wrote_it_is_validated_again(tmp_path:
     path.write_text(json.dumps(broken))
     with pytest.raises(results.ResultsFileError, match=r"not a valid .* at results/0/outcome"):
         results.load(path)
+
+
+def test_a_run_renders_the_document_it_merged_until_the_file_changes(tmp_path: Path) -> None:
+    writer = results.ResultsWriter(tmp_path / ".parts", "gw0")
+    writer.result(result("a/x", "valkey-9.1"))
+    writer.close()
+    target = results.merge_parts(tmp_path)
+    merged = results.load(target)
+    assert results.load(target) is merged, "the merged document is not parsed again"
+    # Changed on disk after the merge: read and checked again, not the held document.
+    doc = json.loads(target.read_text())
+    doc["results"][0]["outcome"] = "maybe"
+    target.write_text(json.dumps(doc))
+    with pytest.raises(results.ResultsFileError, match=r"at results/0/outcome"):
+        results.load(target)
