@@ -60,7 +60,6 @@ class CaseItem(pytest.Item):
         super().__init__(**kwargs)
         self.case = case
         self.targets = targets
-        self.outcomes: list[tuple[Target, Outcome]] = []
         for feature in case.features:
             self.add_marker(pytest.mark.respmatrix_feature(feature))
 
@@ -69,15 +68,17 @@ class CaseItem(pytest.Item):
 
         session = self.config.stash[SESSION_KEY]
         try:
-            self.outcomes = [
+            # Not kept on the item: the outcomes are in the results file, and a worker holding
+            # every item's transcripts makes each full cyclic-GC pass walk them all again.
+            outcomes = [
                 (target, _run_through(session, self.case, target)) for target in self.targets
             ]
         finally:
             session.flush_results()
-        failures = [(t, o) for t, o in self.outcomes if o.outcome in ("fail", "error")]
+        failures = [(t, o) for t, o in outcomes if o.outcome in ("fail", "error")]
         if failures:
             raise CaseFailed(failures)
-        seen = {o.outcome for _, o in self.outcomes}
+        seen = {o.outcome for _, o in outcomes}
         status = next((s for s in _STATUS_ORDER if s in seen), "pass")
         self.user_properties.append(("respmatrix_outcome", status))
 

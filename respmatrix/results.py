@@ -8,10 +8,12 @@ hit. Only the controller merges parts into ``results.json`` (schema
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from functools import cache
 from pathlib import Path
@@ -71,8 +73,33 @@ class ResultsWriter:
         self._file.close()
 
 
+@contextlib.contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Pause the cyclic GC while JSON is parsed. Parsed JSON holds no reference cycles, yet
+    the GC walks the growing document again and again as it is built: reading the whole
+    matrix's parts (416,010 rows) took 7.3 s with it, 2.3 s without."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+# A result row's part line is the row as results.json holds it, plus this last key ("type"
+# sorts after every key a row has): the merge writes the row's text as it is, not dumped again.
+_RESULT_LINE_END = ', "type": "result"}'
+
+
 def read_parts(parts_dir: Path) -> dict[str, Any]:
     """Fold every part file into one results document (a torn last line is skipped)."""
+    with _cyclic_gc_paused():
+        return merge([_read_parts(parts_dir, {})])
+
+
+def _read_parts(parts_dir: Path, row_texts: dict[int, str]) -> dict[str, Any]:
+    """The parts as one document; ``row_texts`` gets each result row's JSON text, by id()."""
     doc = empty_document()
     for path in sorted(parts_dir.glob("*.jsonl")):
         for line in path.read_text(encoding="utf-8").splitlines():
@@ -91,15 +118,19 @@ def read_parts(parts_dir: Path) -> dict[str, Any]:
                 doc["divergences"][record.pop("id")] = record
             elif kind == "result":
                 doc["results"].append(record)
-    return merge([doc])
+                if line.endswith(_RESULT_LINE_END):
+                    row_texts[id(record)] = line[: -len(_RESULT_LINE_END)] + "}"
+    return doc
 
 
 def merge_parts(out_dir: Path) -> Path:
     """Fold ``<out_dir>/.parts`` into ``<out_dir>/results.json``, then remove the parts."""
     parts = out_dir / ".parts"
     target = out_dir / "results.json"
-    doc = read_parts(parts)
-    write(doc, target, rows_checked=True)
+    row_texts: dict[int, str] = {}
+    with _cyclic_gc_paused():
+        doc = merge([_read_parts(parts, row_texts)])
+    write(doc, target, rows_checked=True, row_texts=row_texts)
     global _merged
     _merged = (target.resolve(), _stamp(target), doc)
     # The merged file now holds everything the parts did; if writing it had failed,
@@ -203,7 +234,9 @@ def load(path: Path) -> dict[str, Any]:
     try:
         if _merged is not None and _merged[0] == path.resolve() and _merged[1] == _stamp(path):
             return _merged[2]
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        with _cyclic_gc_paused():
+            doc = json.loads(text)
     except FileNotFoundError:
         raise ResultsFileError(f"{path}: no such results file") from None
     except OSError as exc:
@@ -214,9 +247,16 @@ def load(path: Path) -> dict[str, Any]:
     return doc
 
 
-def write(doc: dict[str, Any], path: Path, *, rows_checked: bool = False) -> None:
+def write(
+    doc: dict[str, Any],
+    path: Path,
+    *,
+    rows_checked: bool = False,
+    row_texts: dict[int, str] | None = None,
+) -> None:
     """Validate and write atomically (a reader never sees half a file). ``rows_checked``: the
-    result rows were validated one by one as they were written (``ResultsWriter``)."""
+    result rows were validated one by one as they were written (``ResultsWriter``);
+    ``row_texts``: rows' JSON text as written then, by id() of the row."""
     validate({**doc, "results": []} if rows_checked else doc, str(path))
     if path.is_dir():
         raise ResultsFileError(f"{path}: is a folder; give the results file's path")
@@ -225,7 +265,11 @@ def write(doc: dict[str, Any], path: Path, *, rows_checked: bool = False) -> Non
     # One result per line: compact enough for tens of thousands of results, still diffable.
     body = {k: v for k, v in doc.items() if k != "results"}
     text = json.dumps(body, indent=1, ensure_ascii=False)[:-2]
-    lines = ",\n".join(json.dumps(r, ensure_ascii=False, sort_keys=True) for r in doc["results"])
+    texts = row_texts or {}
+    lines = ",\n".join(
+        texts.get(id(r)) or json.dumps(r, ensure_ascii=False, sort_keys=True)
+        for r in doc["results"]
+    )
     try:
         tmp.write_text(f'{text},\n "results": [\n{lines}\n ]\n}}\n', encoding="utf-8")
         tmp.replace(path)

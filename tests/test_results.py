@@ -126,3 +126,26 @@ def test_a_run_renders_the_document_it_merged_until_the_file_changes(tmp_path: P
     target.write_text(json.dumps(doc))
     with pytest.raises(results.ResultsFileError, match=r"at results/0/outcome"):
         results.load(target)
+
+
+def test_merged_rows_are_written_as_a_fresh_write_would_write_them(tmp_path: Path) -> None:
+    """The merge copies each row's text from its part line instead of dumping the row again:
+    the file must be byte for byte what writing the merged document afresh gives."""
+    writer = results.ResultsWriter(tmp_path / ".parts", "gw0")
+    writer.engine(
+        "valkey-9.1", {"line": "valkey", "version": "9.1.2", "build": "b", "provider": "binary"}
+    )
+    detail = {"transcript": [{"send": ["SET", "k", "é"], "reply": {"z": 1, "a": [None, 2.5]}}]}
+    rows = [
+        {**result("b/y", "valkey-9.1", "fail"), "detail": {**detail, "message": "ünïcode"}},
+        {**result("a/x", "valkey-9.1"), "duration_ms": 1.25},
+    ]
+    for row in rows:
+        writer.result(row)
+    writer.close()
+    target = results.merge_parts(tmp_path)
+    merged = json.loads(target.read_text(encoding="utf-8"))
+    assert [r["case"] for r in merged["results"]] == ["a/x", "b/y"]
+    again = tmp_path / "again.json"
+    results.write(merged, again)
+    assert target.read_bytes() == again.read_bytes()
