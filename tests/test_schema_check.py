@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+from itertools import islice
 from typing import Any
 
 import jsonschema
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from respmatrix import results
-from respmatrix.datafiles import schema_path
+from respmatrix.cases import CaseLoader
+from respmatrix.datafiles import FastSafeLoader, data_dir, schema_path
 from respmatrix.schema_check import SchemaCheck
 
 SCHEMA = json.loads(schema_path("results.schema.json").read_text())
@@ -87,3 +90,87 @@ def test_formats_are_annotations_as_in_jsonschema() -> None:
     doc["generated_at"] = "not a date"
     assert not reference_errors(SCHEMA, doc)
     assert DOCUMENT_CHECK.error(doc) is None
+
+
+# -- the YAML data files (cases, registry, catalog, coverage maps) ------------------------------
+
+DATA_FILES = {
+    "case.schema.yaml": sorted(data_dir("suites").glob("*/*/*.yaml"))[::150],
+    "registry.schema.yaml": [data_dir("suites") / "registry.yaml"],
+    "catalog.schema.yaml": [data_dir("engines") / "catalog.yaml"],
+    "coverage.schema.yaml": [data_dir("suites") / n for n in ("families.yaml", "exclusions.yaml")],
+}
+# fastjsonschema implements draft 7. These keywords do not exist there or mean something else
+# than in 2020-12; a schema using one would be checked differently by the two validators.
+NOT_IN_DRAFT_7 = {
+    "prefixItems", "additionalItems", "unevaluatedItems", "unevaluatedProperties",
+    "dependentRequired", "dependentSchemas", "dependencies", "$recursiveRef", "$dynamicRef",
+    "$anchor", "$dynamicAnchor", "minContains", "maxContains", "$vocabulary",
+}  # fmt: skip
+ANNOTATIONS = {"description", "title", "$comment", "examples"}
+
+
+def subschemas(node: Any) -> Any:
+    """Every schema object in a schema (property and definition names are not keywords)."""
+    if isinstance(node, dict):
+        yield node
+        for key, value in node.items():
+            if key in ("properties", "$defs", "patternProperties"):
+                for sub in value.values():
+                    yield from subschemas(sub)
+            elif key not in ("enum", "const", "required", "examples", "default"):
+                yield from subschemas(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from subschemas(item)
+
+
+@pytest.mark.parametrize("name", sorted(DATA_FILES))
+def test_data_schemas_use_only_keywords_draft_7_reads_the_same_way(name: str) -> None:
+    schema = yaml.safe_load(schema_path(name).read_text())
+    for sub in subschemas(schema):
+        assert not NOT_IN_DRAFT_7 & set(sub), f"{name}: {sorted(NOT_IN_DRAFT_7 & set(sub))}"
+        assert not isinstance(sub.get("items"), list), f"{name}: tuple-form items"
+        if "$ref" in sub:  # draft 7 ignores a $ref's siblings; 2020-12 applies them
+            assert set(sub) - {"$ref"} <= ANNOTATIONS, f"{name}: $ref beside {sorted(sub)}"
+
+
+def mutations(node: Any) -> Any:
+    """The instance with one change each: a key dropped, an unknown key added, a value of
+    another kind put in, anywhere in the tree."""
+    if isinstance(node, dict):
+        yield {**node, "zz_unknown": 1}
+        for key, value in node.items():
+            yield {k: v for k, v in node.items() if k != key}
+            for other in (None, 7, "x", [], {}):
+                if type(other) is not type(value):
+                    yield {**node, key: other}
+                    break
+            for changed in mutations(value):
+                yield {**node, key: changed}
+    elif isinstance(node, list):
+        yield [*node, {}]
+        for index, value in enumerate(node):
+            for changed in mutations(value):
+                yield [*node[:index], changed, *node[index + 1 :]]
+
+
+@pytest.mark.parametrize("name", sorted(DATA_FILES))
+def test_compiled_data_file_checks_agree_with_jsonschema(name: str) -> None:
+    """The shipped data files, and hundreds of one-change variants of them, get the same
+    verdict from the compiled check as from jsonschema."""
+    schema = yaml.safe_load(schema_path(name).read_text())
+    check = SchemaCheck(schema)
+    reference = jsonschema.validators.validator_for(schema)(schema)
+    tried = refused = 0
+    for path in DATA_FILES[name]:
+        loader = CaseLoader if name == "case.schema.yaml" else FastSafeLoader()
+        instance = yaml.load(path.read_text(), Loader=loader)
+        assert check.error(instance) is None, path
+        if name == "registry.schema.yaml":  # entries spread over the file, not all 300
+            instance["divergences"] = instance["divergences"][::20]
+        for variant in islice(mutations(instance), 150):
+            expected = any(reference.iter_errors(variant))
+            assert (check.error(variant) is not None) == expected, (path, variant)
+            tried, refused = tried + 1, refused + expected
+    assert refused > tried / 4, "the variants exercise refusals"
