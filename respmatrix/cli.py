@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import gc
 import json
 import os
 import signal
@@ -735,10 +734,7 @@ def _render(results_path: Path, out: Path) -> list[Path]:
     from respmatrix.reporting.html import write_html
     from respmatrix.reporting.markdown import render_matrix
 
-    doc = results.load(results_path)
-    # The document lives until the command ends and holds no reference cycles; out of the
-    # cyclic GC's reach, rendering does not walk its millions of objects again and again.
-    gc.freeze()
+    doc = results.load(results_path, freeze=True)  # held until the command ends
     out.mkdir(parents=True, exist_ok=True)
     matrix = out / "matrix.md"
     matrix.write_text(render_matrix(doc), encoding="utf-8")

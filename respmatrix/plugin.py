@@ -415,11 +415,9 @@ class RespmatrixSession:
         if self.writer is not None:
             self.writer.close()
         assert self.out_dir is not None
-        results.merge_parts(self.out_dir)
-        # The merged document stays in memory for the CLI to render (results.load). pytest's
-        # last gc.collect() would walk its millions of objects (over a second for the whole
-        # matrix) for nothing: parsed JSON holds no reference cycles.
-        gc.freeze()
+        # The merged document stays in memory for the CLI to render (results.load), out of
+        # the cyclic GC's reach: pytest's last gc.collect() does not walk it.
+        results.merge_parts(self.out_dir, freeze=True)
 
     def close(self) -> None:
         if self._pool is not None:
