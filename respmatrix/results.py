@@ -110,7 +110,11 @@ def _read_parts(parts_dir: Path, row_texts: dict[int, str]) -> dict[str, Any]:
     """The parts as one document; ``row_texts`` gets each result row's JSON text, by id()."""
     doc = empty_document()
     for path in sorted(parts_dir.glob("*.jsonl")):
-        for line in path.read_text(encoding="utf-8").splitlines():
+        # "\n" only: str.splitlines() also breaks at U+2028, U+0085..., which JSON written
+        # with ensure_ascii=False leaves unescaped inside a reply, and the row would be lost
+        for line in path.read_text(encoding="utf-8").split("\n"):
+            if not line:
+                continue
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:

@@ -39,8 +39,12 @@ class SchemaCheck:
             self._compiled(instance)
         except fastjsonschema.JsonSchemaException as exc:
             found = jsonschema.exceptions.best_match(self._reference.iter_errors(instance))
-            if found is None:  # the two disagree: still refuse, in the compiled check's words
-                return f"/: {exc.message}"
+            if found is None:
+                # The two disagree (fastjsonschema reads `$` in a pattern as the end of the
+                # string; Python's re, under jsonschema, also before a final newline): still
+                # refuse, where and in the words of the compiled check.
+                where = "/".join(str(p) for p in (exc.path or ["data"])[1:]) or "/"
+                return f"{where}: {exc.message}"
             where = "/".join(str(p) for p in found.absolute_path) or "/"
             return f"{where}: {found.message}"
         return None

@@ -135,7 +135,9 @@ def test_merged_rows_are_written_as_a_fresh_write_would_write_them(tmp_path: Pat
     writer.engine(
         "valkey-9.1", {"line": "valkey", "version": "9.1.2", "build": "b", "provider": "binary"}
     )
-    detail = {"transcript": [{"send": ["SET", "k", "é"], "reply": {"z": 1, "a": [None, 2.5]}}]}
+    # U+2028 and U+0085 stay unescaped in the part line; str.splitlines() would break there
+    reply = {"z": "line\u2028separator\x85next", "a": [None, 2.5]}
+    detail = {"transcript": [{"send": ["SET", "k", "é"], "reply": reply}]}
     rows = [
         {**result("b/y", "valkey-9.1", "fail"), "detail": {**detail, "message": "ünïcode"}},
         {**result("a/x", "valkey-9.1"), "duration_ms": 1.25},
@@ -143,9 +145,13 @@ def test_merged_rows_are_written_as_a_fresh_write_would_write_them(tmp_path: Pat
     for row in rows:
         writer.result(row)
     writer.close()
+    texts: dict[int, str] = {}
+    read = results._read_parts(tmp_path / ".parts", texts)
+    assert [texts[id(r)] for r in read["results"]], "every row's text is taken from its line"
     target = results.merge_parts(tmp_path)
     merged = json.loads(target.read_text(encoding="utf-8"))
     assert [r["case"] for r in merged["results"]] == ["a/x", "b/y"]
+    assert merged["results"][1]["detail"]["transcript"][0]["reply"] == reply
     again = tmp_path / "again.json"
     results.write(merged, again)
     assert target.read_bytes() == again.read_bytes()

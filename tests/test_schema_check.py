@@ -174,3 +174,12 @@ def test_compiled_data_file_checks_agree_with_jsonschema(name: str) -> None:
             assert (check.error(variant) is not None) == expected, (path, variant)
             tried, refused = tried + 1, refused + expected
     assert refused > tried / 4, "the variants exercise refusals"
+
+
+def test_where_the_two_checks_disagree_the_compiled_one_refuses_and_says_where() -> None:
+    # jsonschema runs patterns with Python's re, whose `$` also matches before a final newline
+    check = SchemaCheck(
+        {"type": "object", "properties": {"a": {"type": "array", "items": {"pattern": "^x$"}}}}
+    )
+    assert check.error({"a": ["x"]}) is None
+    assert check.error({"a": ["x\n"]}) == "a/0: data.a[0] must match pattern ^x$"
