@@ -25,6 +25,13 @@ def result(case: str, engine: str, outcome: str = "pass") -> dict:
     }
 
 
+def break_first_outcome(path: Path) -> None:
+    """Change a results file on disk so that its first row breaks the schema."""
+    broken = json.loads(path.read_text())
+    broken["results"][0]["outcome"] = "maybe"
+    path.write_text(json.dumps(broken))
+
+
 def doc(*items: dict) -> dict:
     d = results.empty_document()
     d["engines"] = {
@@ -106,9 +113,7 @@ def test_a_file_changed_after_this_process_wrote_it_is_validated_again(tmp_path:
     path = tmp_path / "results.json"
     results.write(doc(result("strings/a", "valkey-9.1")), path)
     assert results.load(path)["results"][0]["case"] == "strings/a"
-    broken = json.loads(path.read_text())
-    broken["results"][0]["outcome"] = "maybe"
-    path.write_text(json.dumps(broken))
+    break_first_outcome(path)
     with pytest.raises(results.ResultsFileError, match=r"not a valid .* at results/0/outcome"):
         results.load(path)
 
@@ -121,9 +126,7 @@ def test_a_run_renders_the_document_it_merged_until_the_file_changes(tmp_path: P
     merged = results.load(target)
     assert results.load(target) is merged, "the merged document is not parsed again"
     # Changed on disk after the merge: read and checked again, not the held document.
-    doc = json.loads(target.read_text())
-    doc["results"][0]["outcome"] = "maybe"
-    target.write_text(json.dumps(doc))
+    break_first_outcome(target)
     with pytest.raises(results.ResultsFileError, match=r"at results/0/outcome"):
         results.load(target)
 
@@ -147,7 +150,7 @@ def test_merged_rows_are_written_as_a_fresh_write_would_write_them(tmp_path: Pat
     writer.close()
     texts: dict[int, str] = {}
     read = results._read_parts(tmp_path / ".parts", texts)
-    assert [texts[id(r)] for r in read["results"]], "every row's text is taken from its line"
+    assert all(id(r) in texts for r in read["results"]), "every row's text is taken from its line"
     target = results.merge_parts(tmp_path)
     merged = json.loads(target.read_text(encoding="utf-8"))
     assert [r["case"] for r in merged["results"]] == ["a/x", "b/y"]
